@@ -1,0 +1,27 @@
+//! Cadence's hardware abstraction layer.
+//!
+//! - [`plan`] and [`op`]: the static execution plan the compiler emits and every
+//!   backend executes, with the validation that makes it safe to run;
+//! - [`Accelerator`]: the trait a backend implements (two methods: `prepare` at load,
+//!   `run` per frame);
+//! - [`Clock`]: the time source the scheduler reads;
+//! - backends: [`cpu`] (portable kernels, `no_std`, allocation-free) and, with the
+//!   `tract` feature, [`tract`] (runs the source ONNX, for comparison).
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
+
+pub mod accelerator;
+pub mod clock;
+pub mod cpu;
+pub mod op;
+pub mod plan;
+pub mod shape;
+#[cfg(feature = "tract")]
+pub mod tract;
+
+pub use accelerator::{Accelerator, BackendError};
+#[cfg(feature = "std")]
+pub use clock::StdClock;
+pub use clock::{Clock, SimClock};
+pub use op::{Activation, Op, OpError};
+pub use plan::{DType, Plan, PlanError, StepRecord, Storage, TensorRecord};
+pub use shape::{MAX_RANK, Shape};

@@ -1,0 +1,1 @@
+//! HIL rig. PLACEHOLDER.

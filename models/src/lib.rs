@@ -1,0 +1,2 @@
+//! Cadence model families: specs, pre- and post-processing.
+#![no_std]

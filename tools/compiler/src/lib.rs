@@ -1,0 +1,1 @@
+//! Cadence compiler. PLACEHOLDER.
