@@ -5,7 +5,7 @@ use core::fmt;
 use crate::plan::{Plan, PlanError};
 
 /// Longest backend fault detail kept, in bytes; longer messages are cut.
-pub const FAULT_DETAIL_LEN: usize = 120;
+pub const FAULT_DETAIL_LEN: usize = 64;
 
 /// Why a backend could not prepare or run a plan.
 #[derive(Clone, Debug, PartialEq)]

@@ -62,8 +62,8 @@ impl Activation {
             Self::Relu => x.max(0.0),
             Self::Clip { min, max } => x.max(min).min(max),
             Self::Sigmoid => sigmoid(x),
-            Self::HardSigmoid { alpha, beta } => (alpha * x + beta).max(0.0).min(1.0),
-            Self::HardSwish => x * (x / 6.0 + 0.5).max(0.0).min(1.0),
+            Self::HardSigmoid { alpha, beta } => (alpha * x + beta).clamp(0.0, 1.0),
+            Self::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
             Self::LeakyRelu { alpha } => {
                 if x >= 0.0 {
                     x
@@ -678,6 +678,24 @@ impl Op {
                     let cols = (output.dim(2) * output.dim(3)).min(IM2COL_TILE);
                     k * cols * 4
                 }
+            }
+            _ => 0,
+        }
+    }
+
+    /// Multiply-accumulates one run of this step performs (0 for ops that only move
+    /// or map data), given its input and output shapes.
+    pub fn macs(&self, inputs: &[Shape], output: &Shape) -> u64 {
+        let volume = |s: Option<&Shape>| s.map_or(0, Shape::volume) as u64;
+        let taps = |s: Option<&Shape>| s.map_or(0, |w| w.dim(1) * w.dim(2) * w.dim(3)) as u64;
+        match self {
+            Self::Conv2d { .. } => output.volume() as u64 * taps(inputs.get(1)),
+            Self::ConvTranspose2d { .. } => volume(inputs.first()) * taps(inputs.get(1)),
+            Self::MatMul { .. } => {
+                let k = inputs
+                    .first()
+                    .map_or(0, |a| a.dim(a.rank().saturating_sub(1)));
+                output.volume() as u64 * k as u64
             }
             _ => 0,
         }

@@ -298,7 +298,7 @@ impl<'a> Plan<'a> {
 
     /// Checks everything a kernel relies on. Call once at load; see the module docs.
     pub fn validate(&self) -> Result<(), PlanError> {
-        if self.weights.as_ptr() as usize % 4 != 0 {
+        if !(self.weights.as_ptr() as usize).is_multiple_of(4) {
             return Err(PlanError::MisalignedWeights);
         }
         for (i, t) in self.tensors.iter().enumerate() {
@@ -318,7 +318,7 @@ impl<'a> Plan<'a> {
                 given: arena.len(),
             });
         }
-        if arena.as_ptr() as usize % TENSOR_ALIGN != 0 {
+        if !(arena.as_ptr() as usize).is_multiple_of(TENSOR_ALIGN) {
             return Err(PlanError::MisalignedArena);
         }
         Ok(())
@@ -336,7 +336,7 @@ impl<'a> Plan<'a> {
             .checked_volume()
             .and_then(|v| v.checked_mul(dtype.size()))
             .ok_or(bad("size overflows"))?;
-        if t.offset as usize % 4 != 0 {
+        if !(t.offset as usize).is_multiple_of(4) {
             return Err(bad("offset not 4-byte aligned"));
         }
         let limit = match storage {

@@ -1,1 +1,53 @@
-fn main() {}
+//! `cadence`: compile ONNX models into packages, inspect them, run them, check them
+//! against their test vectors, and benchmark them against tract.
+
+mod backends;
+mod commands;
+mod npy;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[global_allocator]
+static ALLOCATOR: cadence_alloc_count::CountingAllocator = cadence_alloc_count::CountingAllocator;
+
+/// Cadence: a static, allocation-free inference runtime for on-vehicle perception.
+#[derive(Parser)]
+#[command(name = "cadence", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compile an ONNX model into a .cpk package.
+    Compile(commands::compile::Args),
+    /// Show a package: spec, ops, memory plan, provenance, checksums.
+    Inspect(commands::inspect::Args),
+    /// Run a package's test vectors on every backend built in.
+    Selftest(commands::selftest::Args),
+    /// Run one frame from .npy (or image) inputs and write the outputs as .npy.
+    Run(commands::run::Args),
+    /// Time the Cadence CPU backend against tract on the same package.
+    Bench(commands::bench::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Compile(args) => commands::compile::run(args),
+        Command::Inspect(args) => commands::inspect::run(args),
+        Command::Selftest(args) => commands::selftest::run(args),
+        Command::Run(args) => commands::run::run(args),
+        Command::Bench(args) => commands::bench::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

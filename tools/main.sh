@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The main job: compile the bundled camera and lidar models, check them against their
+# reference outputs, run them on the bundled sample sensor data, and benchmark the
+# Cadence CPU backend against tract in the same process.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash tools/build-models.sh
+cadence=target/release/cadence
+out=out/main
+mkdir -p "$out"
+
+echo; echo "=== camera detector on a real photograph (models/data/camera/frame_000.npy) ==="
+"$cadence" inspect models/camera/camera_det.cpk
+"$cadence" run models/camera/camera_det.cpk --input image=models/data/camera/frame_000.npy --output-dir "$out/camera"
+
+echo; echo "=== lidar pillar feature net on a real sweep (models/data/lidar) ==="
+"$cadence" run models/lidar/pfn.cpk --input pillars=models/data/lidar/sweep_000_pillars.npy --output-dir "$out/lidar"
+
+echo; echo "=== Cadence CPU backend vs tract, same process ==="
+for pkg in models/camera/camera_det.cpk models/camera/camera_det_pruned.cpk \
+           models/lidar/pfn.cpk models/lidar/backbone.cpk models/lidar/backbone_pruned.cpk; do
+    "$cadence" bench "$pkg" --frames "${CADENCE_BENCH_FRAMES:-30}"
+done
