@@ -17,8 +17,7 @@ for variant in camera_det camera_det_pruned; do
     compile "models/camera/$variant.onnx" --family camera --preprocess camera-imagenet:320x320 \
         --test-input "image=$data/camera/frame_000_input.npy"
 done
-compile models/lidar/pfn.onnx --family lidar-pfn --preprocess lidar-pillars:12000x32 \
-    --test-input "pillars=$data/lidar/sweep_000_pillars.npy"
+compile models/lidar/pfn.onnx --family lidar-pfn --preprocess lidar-pillars:12000x32
 for variant in backbone backbone_pruned; do
     compile "models/lidar/$variant.onnx" --family lidar-backbone
 done

@@ -6,7 +6,7 @@
 //! ceil-mode pooling, Gemm's alpha/beta/transposes, BatchNorm as a per-channel affine
 //! that fusion later folds into the conv before it).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use cadence_hal::MAX_RANK;
 use cadence_hal::op::{
@@ -27,6 +27,13 @@ pub fn lower(model: &Imported) -> Result<Graph> {
         graph: Graph::default(),
         by_name: HashMap::new(),
         opset: opset(model),
+        used: model
+            .nodes()
+            .iter()
+            .flat_map(|n| n.input.iter())
+            .chain(&model.outputs)
+            .map(String::as_str)
+            .collect(),
     };
     for (ix, input) in model.inputs.iter().enumerate() {
         let id = lowering
@@ -63,6 +70,9 @@ struct Lowering<'m> {
     graph: Graph,
     by_name: HashMap<String, ValueId>,
     opset: i64,
+    /// Tensors some node reads or the model outputs; the others (e.g. Dropout's mask)
+    /// need no lowering.
+    used: HashSet<&'m str>,
 }
 
 /// Attribute and input access for one node, with errors that name it.
@@ -167,11 +177,56 @@ impl Lowering<'_> {
         name: &str,
         what: &str,
     ) -> Result<(Vec<usize>, Vec<f32>)> {
+        if let Some(&id) = self.by_name.get(name)
+            && let Some(data) = self.graph.const_data(id)
+        {
+            return Ok((self.graph.values[id].shape.clone(), data.to_vec()));
+        }
         let t = self
             .model
             .constant(name)
             .ok_or_else(|| ctx.unsupported(format!("{what} must be a constant")))?;
         tensor_f32(name, &t)
+    }
+
+    /// `ConstantOfShape` whose output tract left unfolded (it folds only small
+    /// tensors): weights in the `onnx` model zoo's light models are made this way.
+    fn constant_of_shape(&mut self, ctx: &NodeCtx<'_>) -> Result<()> {
+        let shape_name = ctx
+            .input(0)
+            .ok_or_else(|| ctx.unsupported("shape is missing"))?;
+        let shape: Vec<usize> = self
+            .const_i64(ctx, shape_name, "shape")?
+            .iter()
+            .map(|&d| usize::try_from(d).map_err(|_| ctx.unsupported("negative dim")))
+            .collect::<Result<_>>()?;
+        let fill = match ctx
+            .node
+            .get_attr_opt::<&tract_onnx::pb::TensorProto>("value")
+            .map_err(|e| ctx.unsupported(format!("attribute `value`: {e}")))?
+        {
+            None => 0.0,
+            Some(proto) => {
+                let t = tract_onnx::tensor::load_tensor(
+                    &tract_onnx::data_resolver::MmapDataResolver,
+                    proto,
+                    None,
+                )
+                .map_err(|e| ctx.unsupported(format!("attribute `value`: {e}")))?;
+                tensor_f32(ctx.name(), &t)?
+                    .1
+                    .first()
+                    .copied()
+                    .unwrap_or(0.0)
+            }
+        };
+        let name = ctx.output(0)?.to_owned();
+        let volume = shape.iter().product();
+        let id = self
+            .graph
+            .add_value(&name, shape, ValueKind::Const(vec![fill; volume]));
+        self.by_name.insert(name, id);
+        Ok(())
     }
 
     fn const_i64(&self, ctx: &NodeCtx<'_>, name: &str, what: &str) -> Result<Vec<i64>> {
@@ -220,7 +275,11 @@ impl Lowering<'_> {
 
     fn node(&mut self, node: &NodeProto) -> Result<()> {
         let ctx = NodeCtx { node };
-        for out in node.output.iter().filter(|o| !o.is_empty()) {
+        for out in node
+            .output
+            .iter()
+            .filter(|o| self.used.contains(o.as_str()))
+        {
             if !self.model.is_float(out) {
                 return Err(ctx.unsupported(format!(
                     "output `{out}` is not float32 and could not be folded to a constant"
@@ -238,6 +297,7 @@ impl Lowering<'_> {
             }
             "Add" | "Sub" | "Mul" | "Div" | "Max" | "Min" => self.binary(&ctx),
             "Sum" => self.sum(&ctx),
+            "ConstantOfShape" => self.constant_of_shape(&ctx),
             "MaxPool" | "AveragePool" => self.pool(&ctx),
             "GlobalAveragePool" => {
                 let x = self.value_in(&ctx, 0)?;
