@@ -15,7 +15,7 @@ echo; echo "=== camera detector on a real photograph (models/data/camera/frame_0
 "$cadence" run models/camera/camera_det.cpk --input image=models/data/camera/frame_000.npy --output-dir "$out/camera"
 
 echo; echo "=== lidar pillar feature net on a real sweep (models/data/lidar) ==="
-"$cadence" run models/lidar/pfn.cpk --input pillars=models/data/lidar/sweep_000_pillars.npy --output-dir "$out/lidar"
+"$cadence" run models/lidar/pfn.cpk --input pillars=models/data/lidar/sweep_000.npy --output-dir "$out/lidar"
 
 echo; echo "=== Cadence CPU backend vs tract, same process ==="
 for pkg in models/camera/camera_det.cpk models/camera/camera_det_pruned.cpk \

@@ -2,14 +2,14 @@
 
 mod common;
 
+use cadence_alloc_count::{CountingAllocator, thread_allocations};
 use cadence_hal::cpu::CpuBackend;
 use cadence_runtime::engine::Engine;
 use cadence_runtime::package::{AlignedBytes, Package};
-use common::alloc_counter::CountingAlloc;
 use common::{ARENA_BYTES, CopyBackend};
 
 #[global_allocator]
-static ALLOC: CountingAlloc = CountingAlloc;
+static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 #[test]
 fn frames_do_not_allocate() {
@@ -34,15 +34,15 @@ fn frames_do_not_allocate() {
     for i in 0..10 {
         frame(&mut engine, i);
     }
-    let before = ALLOC.allocations();
+    let before = thread_allocations();
     // A counter that never counts would pass vacuously: check that it sees this one.
     drop(std::hint::black_box(Box::new(0u8)));
-    assert_eq!(ALLOC.allocations() - before, 1, "the counter counts");
-    let before = ALLOC.allocations();
+    assert_eq!(thread_allocations() - before, 1, "the counter counts");
+    let before = thread_allocations();
     for i in 0..1000 {
         frame(&mut engine, i);
     }
-    let after = ALLOC.allocations();
+    let after = thread_allocations();
     assert_eq!(after - before, 0, "allocations during 1000 frames");
     assert!(checksum.is_finite());
 }
@@ -54,14 +54,14 @@ fn cpu_backend_frames_do_not_allocate() {
     let mut arena = AlignedBytes::zeroed(ARENA_BYTES);
     let mut engine = Engine::load(&package, CpuBackend, &mut arena).unwrap();
     let x = [1.0f32, 2.0, 3.0, 4.0];
-    let before = ALLOC.allocations();
+    let before = thread_allocations();
     for _ in 0..1000 {
         engine.set_input_f32("x", &[1, 4], &x).unwrap();
         engine.set_input_f32("aux", &[1, 4], &x).unwrap();
         engine.run().unwrap();
         std::hint::black_box(engine.output("y").unwrap());
     }
-    assert_eq!(ALLOC.allocations() - before, 0);
+    assert_eq!(thread_allocations() - before, 0);
 }
 
 #[test]
@@ -70,7 +70,7 @@ fn refused_frames_do_not_allocate_either() {
     let package = Package::parse(&bytes).unwrap();
     let mut arena = AlignedBytes::zeroed(ARENA_BYTES);
     let mut engine = Engine::load(&package, CopyBackend::default(), &mut arena).unwrap();
-    let before = ALLOC.allocations();
+    let before = thread_allocations();
     for _ in 0..100 {
         assert!(engine.set_input_f32("x", &[4], &[0.0; 4]).is_err());
         assert!(engine.set_input_f32("nope", &[1, 4], &[0.0; 4]).is_err());
@@ -80,5 +80,5 @@ fn refused_frames_do_not_allocate_either() {
         engine.set_input_f32("x", &[1, 4], &[0.0; 4]).unwrap();
         assert!(engine.run().is_err());
     }
-    assert_eq!(ALLOC.allocations() - before, 0);
+    assert_eq!(thread_allocations() - before, 0);
 }

@@ -3,8 +3,6 @@
 // Each test binary compiles this module and uses a different part of it.
 #![allow(dead_code)]
 
-pub mod alloc_counter;
-
 use cadence_hal::plan::StepRecord;
 use cadence_hal::{Accelerator, BackendError, DType, Op, Plan, Shape, Storage, TensorRecord};
 use cadence_runtime::package::builder::{

@@ -368,8 +368,8 @@ impl Lowering<'_> {
             "NOTSET" => {}
             "VALID" => window.pads = [0; 4],
             "SAME_UPPER" | "SAME_LOWER" => {
-                for axis in 0..2 {
-                    let (i, s) = (input_hw[axis], window.stride[axis]);
+                for (axis, &i) in input_hw.iter().enumerate() {
+                    let s = window.stride[axis];
                     let span = window.dilation[axis] * (window.kernel[axis] - 1) + 1;
                     let out = i.div_ceil(s);
                     let total = ((out - 1) * s + span).saturating_sub(i);

@@ -37,9 +37,12 @@ fn round_up(x: usize, align: usize) -> usize {
     x.div_ceil(align) * align
 }
 
+/// A sort key deciding the order buffers are placed in.
+type OrderKey = fn(&Buffer) -> (usize, usize);
+
 /// Places `buffers` in one arena with every offset a multiple of `align`.
 pub fn place(buffers: &[Buffer], align: usize) -> Placement {
-    let orders: [fn(&Buffer) -> (usize, usize); 3] = [
+    let orders: [OrderKey; 3] = [
         |b| (usize::MAX - b.size, b.first),
         |b| (usize::MAX - (b.last - b.first), usize::MAX - b.size),
         |b| (b.first, usize::MAX - b.size),

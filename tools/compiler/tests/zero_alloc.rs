@@ -51,6 +51,9 @@ fn assert_zero_allocations(model: &str) {
     for _ in 0..3 {
         frame(&mut engine);
     }
+    // A counter that never counts would pass vacuously: check that it sees this one.
+    let ((), one) = count(|| drop(std::hint::black_box(Box::new(0u8))));
+    assert_eq!(one, 1, "the allocation counter counts");
     let n = frames();
     let (checksum, allocations) = count(|| (0..n).map(|_| frame(&mut engine)).sum::<f32>());
     assert!(checksum.is_finite());

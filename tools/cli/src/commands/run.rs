@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, anyhow, bail};
 use cadence_hal::DType;
 use cadence_models::camera::{self, Normalisation, RgbFrame};
+use cadence_models::lidar::{self, CellIndex, POINTPILLARS_GRID, PillarGrid};
 use cadence_runtime::engine::{Engine, TensorView};
 use cadence_runtime::package::Preprocess;
 
@@ -17,8 +18,9 @@ use crate::{backends, npy};
 pub struct Args {
     /// The package.
     package: PathBuf,
-    /// An input: NAME=FILE.npy, or NAME=IMAGE (.npy uint8 [H,W,3], .png, .jpg) for a
-    /// package that declares camera pre-processing.
+    /// An input: NAME=FILE.npy; or NAME=IMAGE (.npy uint8 [H,W,3], .png, .jpg) for a
+    /// package that declares camera pre-processing; or NAME=POINTS.npy (float32 [N,4])
+    /// for one that declares lidar pillarisation.
     #[arg(long = "input", value_parser = name_value, required = true)]
     inputs: Vec<(String, String)>,
     /// Where to write `<output>.npy` files (`/` in names becomes `_`).
@@ -45,6 +47,50 @@ fn read_image(path: &Path) -> Result<Rgb> {
         height: rgb.height() as usize,
         pixels: rgb.into_raw(),
     })
+}
+
+/// A float32 `[N, 4]` point cloud (x, y, z, intensity), the lidar frame format.
+fn is_point_cloud(t: &npy::NpyTensor) -> bool {
+    t.dtype == DType::F32 && t.shape.len() == 2 && t.shape[1] == 4
+}
+
+/// Groups a point cloud into the PointPillars input tensor, reporting what was kept.
+fn pillarise(
+    points: &npy::NpyTensor,
+    max_pillars: u32,
+    max_points: u32,
+    out: &mut [f32],
+) -> Result<()> {
+    let grid = PillarGrid {
+        max_pillars: max_pillars as usize,
+        max_points: max_points as usize,
+        ..POINTPILLARS_GRID
+    };
+    let values = points.to_f32().context("points must be float32")?;
+    let xyzi: Vec<[f32; 4]> = values
+        .chunks_exact(4)
+        .map(|c| [c[0], c[1], c[2], c[3]])
+        .collect();
+    let mut slots = vec![0u32; grid.cells()];
+    let mut coords = vec![0i32; grid.coords_len()];
+    let stats = lidar::pillarise(
+        &xyzi,
+        &grid,
+        &mut CellIndex::new(&mut slots),
+        out,
+        &mut coords,
+    )
+    .map_err(|e| anyhow!("{e}"))?;
+    println!(
+        "pillarised {} points: {} pillars, {} points kept, {} out of range, {} dropped (pillar full), {} dropped (too many pillars)",
+        xyzi.len(),
+        stats.pillars,
+        stats.points_kept,
+        stats.points_out_of_range,
+        stats.dropped_pillar_full,
+        stats.dropped_too_many_pillars
+    );
+    Ok(())
 }
 
 /// Output file name for an output called `name`.
@@ -93,6 +139,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Some(read_image(path)?)
         } else {
             let tensor = npy::read(path)?;
+            if let Preprocess::LidarPillars {
+                max_pillars,
+                max_points,
+            } = preprocess
+                && is_point_cloud(&tensor)
+            {
+                pillarise(&tensor, max_pillars, max_points, engine.input_mut(index)?)
+                    .with_context(|| format!("input `{name}` from `{file}`"))?;
+                continue;
+            }
             let frame_like =
                 tensor.dtype == DType::U8 && tensor.shape.len() == 3 && tensor.shape[2] == 3;
             if frame_like
