@@ -442,21 +442,31 @@ impl Lowering<'_> {
         let mut window = self.window(ctx, [w_shape[2], w_shape[3]], lifted)?;
         self.auto_pad(ctx, &mut window, [x_shape[2], x_shape[3]])?;
         let groups = ctx.attr_i("group", 1)? as usize;
-        let w_id = self
-            .graph
-            .add_value(format!("{w_name}.oihw"), w_shape, ValueKind::Const(w));
-        let mut inputs = vec![x, w_id];
-        if let Some(b) = ctx.input(2) {
-            let (_, bias) = self.const_f32(ctx, b, "conv bias")?;
-            let len = bias.len();
-            inputs.push(self.graph.add_value(b, vec![len], ValueKind::Const(bias)));
-        }
+        let inputs = self.weighted_inputs(ctx, x, (format!("{w_name}.oihw"), w_shape, w))?;
         let op = Op::Conv2d {
             groups,
             window,
             activation: Activation::Identity,
         };
         self.emit_lifted(ctx, op, inputs, lifted)
+    }
+
+    /// The input slots of a conv-like op: data, the given constant weights, and the
+    /// node's optional constant bias (input 2) flattened to `[M]`.
+    fn weighted_inputs(
+        &mut self,
+        ctx: &NodeCtx<'_>,
+        x: ValueId,
+        (w_name, w_shape, w): (String, Vec<usize>, Vec<f32>),
+    ) -> Result<Vec<ValueId>> {
+        let w_id = self.graph.add_value(w_name, w_shape, ValueKind::Const(w));
+        let mut inputs = vec![x, w_id];
+        if let Some(b) = ctx.input(2) {
+            let (_, bias) = self.const_f32(ctx, b, "bias")?;
+            let len = bias.len();
+            inputs.push(self.graph.add_value(b, vec![len], ValueKind::Const(bias)));
+        }
+        Ok(inputs)
     }
 
     fn conv_transpose(&mut self, ctx: &NodeCtx<'_>) -> Result<()> {
@@ -491,13 +501,7 @@ impl Lowering<'_> {
                 .checked_sub(natural)
                 .ok_or_else(|| ctx.unsupported("output_shape smaller than the padded output"))?;
         }
-        let w_id = self.graph.add_value(w_name, w_shape, ValueKind::Const(w));
-        let mut inputs = vec![x, w_id];
-        if let Some(b) = ctx.input(2) {
-            let (_, bias) = self.const_f32(ctx, b, "conv_transpose bias")?;
-            let len = bias.len();
-            inputs.push(self.graph.add_value(b, vec![len], ValueKind::Const(bias)));
-        }
+        let inputs = self.weighted_inputs(ctx, x, (w_name.to_owned(), w_shape, w))?;
         let op = Op::ConvTranspose2d {
             groups,
             window,
