@@ -1,7 +1,7 @@
 //! The CPU backend: Cadence's own portable kernels, `no_std` and allocation-free.
 //!
 //! Each step borrows its output and scratch regions mutably and its inputs shared from
-//! the one arena (see [`views`]); the plan's validation guarantees those regions are
+//! the one arena (see the `views` module); the plan's validation guarantees those regions are
 //! disjoint, so the borrows are proven safe by `split_at_mut`, not by `unsafe`.
 
 mod kernels;

@@ -3,8 +3,8 @@
 //! Pipeline: [`import`] (tract parses, pins input shapes, infers shapes and folds
 //! constants) → [`lower`] (ONNX nodes to Cadence ops) → [`fuse`] (BatchNorm and
 //! activations into convs, dead code out) → [`emit`] (memory plan, tensor and step
-//! tables, validated) → test vectors from the [`reference`] → a
-//! [`PackageBuilder`](cadence_runtime::package::builder::PackageBuilder).
+//! tables, validated) → test vectors from the [`reference`](mod@reference) → a
+//! [`PackageBuilder`].
 
 pub mod emit;
 pub mod error;

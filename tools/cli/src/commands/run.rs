@@ -18,8 +18,8 @@ use crate::{backends, npy};
 pub struct Args {
     /// The package.
     package: PathBuf,
-    /// An input: NAME=FILE.npy; or NAME=IMAGE (.npy uint8 [H,W,3], .png, .jpg) for a
-    /// package that declares camera pre-processing; or NAME=POINTS.npy (float32 [N,4])
+    /// An input: NAME=FILE.npy; or NAME=IMAGE (.npy uint8 of shape H,W,3, or .png, .jpg) for a
+    /// package that declares camera pre-processing; or NAME=POINTS.npy (float32 of shape N,4)
     /// for one that declares lidar pillarisation.
     #[arg(long = "input", value_parser = name_value, required = true)]
     inputs: Vec<(String, String)>,
