@@ -4,8 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release -p cadence-cli --quiet
-cadence=target/release/cadence
+# CADENCE names a binary already built (tools/test.sh passes the one `cargo test`
+# built, so the release dependency graph is not built twice).
+if [ -z "${CADENCE:-}" ]; then
+    cargo build --release -p cadence-cli --quiet
+fi
+cadence=${CADENCE:-target/release/cadence}
 data=models/data
 
 compile() {

@@ -28,4 +28,4 @@ step "tests"
 cargo test --workspace --release --all-features
 
 step "bundled models: compile and self-test"
-bash tools/build-models.sh
+CADENCE=target/release/cadence bash tools/build-models.sh
