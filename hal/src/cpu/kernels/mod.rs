@@ -45,6 +45,16 @@ fn run_with(path: Path, op: &Op, io: StepIo<'_>, inputs: &[Shape; MAX_STEP_INPUT
         scratch,
         inputs: [x0, x1, x2],
     } = io;
+    let conv_args = |groups, window, activation| conv::ConvArgs {
+        x: x0,
+        x_shape: &inputs[0],
+        w: x1,
+        w_shape: &inputs[1],
+        bias: x2,
+        groups,
+        window,
+        activation,
+    };
     match *op {
         Op::Conv2d {
             groups,
@@ -52,16 +62,7 @@ fn run_with(path: Path, op: &Op, io: StepIo<'_>, inputs: &[Shape; MAX_STEP_INPUT
             activation,
         } => conv::conv2d(
             path,
-            &conv::ConvArgs {
-                x: x0,
-                x_shape: &inputs[0],
-                w: x1,
-                w_shape: &inputs[1],
-                bias: x2,
-                groups,
-                window,
-                activation,
-            },
+            &conv_args(groups, window, activation),
             y,
             out,
             scratch,
@@ -71,21 +72,7 @@ fn run_with(path: Path, op: &Op, io: StepIo<'_>, inputs: &[Shape; MAX_STEP_INPUT
             window,
             activation,
             ..
-        } => conv::conv_transpose2d(
-            path,
-            &conv::ConvArgs {
-                x: x0,
-                x_shape: &inputs[0],
-                w: x1,
-                w_shape: &inputs[1],
-                bias: x2,
-                groups,
-                window,
-                activation,
-            },
-            y,
-            out,
-        ),
+        } => conv::conv_transpose2d(path, &conv_args(groups, window, activation), y, out),
         Op::MatMul { activation } => {
             gemm::matmul(path, x0, &inputs[0], x1, &inputs[1], x2, activation, y);
         }
