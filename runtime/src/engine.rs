@@ -7,8 +7,9 @@
 
 use core::fmt;
 
+use cadence_hal::cpu::CpuBackend;
 use cadence_hal::plan::TENSOR_ALIGN;
-use cadence_hal::{Accelerator, BackendError, DType, MAX_RANK, Plan, PlanError, Shape};
+use cadence_hal::{Accelerator, BackendError, Clock, DType, MAX_RANK, Plan, PlanError, Shape};
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::package::{IoSpec, NanPolicy, Package, Tolerance};
@@ -147,6 +148,14 @@ pub enum EngineError {
         /// Outputs the model has.
         count: usize,
     },
+    /// [`Engine::run_timed`] was given a slice of times whose length is not the
+    /// plan's step count.
+    StepTimesLength {
+        /// Steps in the plan.
+        steps: usize,
+        /// Entries given.
+        given: usize,
+    },
 }
 
 impl From<PlanError> for EngineError {
@@ -221,6 +230,10 @@ impl fmt::Display for EngineError {
             Self::TooManyOutputs { count } => write!(
                 f,
                 "the model has {count} outputs; the self-test reports at most {MAX_SELFTEST_OUTPUTS}"
+            ),
+            Self::StepTimesLength { steps, given } => write!(
+                f,
+                "the plan has {steps} steps but {given} step times were given; size the slice with `Engine::step_count`"
             ),
         }
     }
@@ -412,6 +425,19 @@ impl<'p, 'a, B: Accelerator> Engine<'p, 'a, B> {
     /// error the outputs are marked invalid and the engine is ready for the next frame.
     pub fn run(&mut self) -> Result<(), EngineError> {
         self.outputs_valid = false;
+        self.check_inputs()?;
+        self.backend.run(&self.plan, self.arena)?;
+        self.outputs_valid = true;
+        Ok(())
+    }
+
+    /// Steps in the plan: the length [`Engine::run_timed`] wants.
+    pub fn step_count(&self) -> usize {
+        self.plan.steps.len()
+    }
+
+    /// Checks every input against its NaN policy.
+    fn check_inputs(&self) -> Result<(), EngineError> {
         for io in self.package.inputs() {
             if io.nan_policy() == NanPolicy::Allow {
                 continue;
@@ -425,8 +451,6 @@ impl<'p, 'a, B: Accelerator> Engine<'p, 'a, B> {
                 });
             }
         }
-        self.backend.run(&self.plan, self.arena)?;
-        self.outputs_valid = true;
         Ok(())
     }
 
@@ -519,6 +543,36 @@ impl<'p, 'a, B: Accelerator> Engine<'p, 'a, B> {
     fn tensor(&self, index: u32) -> Result<&[f32], EngineError> {
         let range = self.plan.byte_range(index);
         <[f32]>::ref_from_bytes(&self.arena[range]).map_err(|_| EngineError::MisalignedArena)
+    }
+}
+
+impl Engine<'_, '_, CpuBackend> {
+    /// Runs one frame like [`Engine::run`] (same checks, same outputs, bit for bit),
+    /// one plan step at a time, and writes into `step_ns[i]` the nanoseconds `clock`
+    /// saw step `i` take: the per-layer profile. Reading the clock is the only cost
+    /// added; nothing is allocated. `step_ns` must hold [`Engine::step_count`] entries.
+    pub fn run_timed(
+        &mut self,
+        clock: &impl Clock,
+        step_ns: &mut [u64],
+    ) -> Result<(), EngineError> {
+        self.outputs_valid = false;
+        if step_ns.len() != self.plan.steps.len() {
+            return Err(EngineError::StepTimesLength {
+                steps: self.plan.steps.len(),
+                given: step_ns.len(),
+            });
+        }
+        self.check_inputs()?;
+        let mut before = clock.now_ns();
+        for (index, slot) in step_ns.iter_mut().enumerate() {
+            CpuBackend::run_step(&self.plan, index, self.arena)?;
+            let after = clock.now_ns();
+            *slot = after.saturating_sub(before);
+            before = after;
+        }
+        self.outputs_valid = true;
+        Ok(())
     }
 }
 

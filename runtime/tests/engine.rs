@@ -306,3 +306,72 @@ fn cpu_backend_passes_the_selftest_on_a_copy_plan() {
     let report = engine.selftest().unwrap();
     assert!(report.passed(), "{report:?}");
 }
+
+/// A clock that moves one nanosecond per reading, so every step reads as exactly 1 ns.
+struct Ticks(std::cell::Cell<u64>);
+
+impl cadence_hal::Clock for Ticks {
+    fn now_ns(&self) -> u64 {
+        let t = self.0.get() + 1;
+        self.0.set(t);
+        t
+    }
+}
+
+#[test]
+fn a_timed_frame_matches_a_plain_one_bit_for_bit_and_times_every_step() {
+    let bytes = common::package_bytes();
+    let package = Package::parse(&bytes).unwrap();
+    let inputs = [[1.5f32, -0.0, f32::MIN_POSITIVE, 7e30], AUX];
+    let run_with = |timed: bool| {
+        let mut arena = AlignedBytes::zeroed(ARENA_BYTES);
+        let mut engine = Engine::load(&package, CpuBackend, &mut arena).unwrap();
+        engine.set_input_f32("x", &[1, 4], &inputs[0]).unwrap();
+        engine.set_input_f32("aux", &[1, 4], &inputs[1]).unwrap();
+        let mut step_ns = vec![0; engine.step_count()];
+        if timed {
+            engine
+                .run_timed(&Ticks(std::cell::Cell::new(0)), &mut step_ns)
+                .unwrap();
+        } else {
+            engine.run().unwrap();
+        }
+        let outputs: Vec<Vec<u32>> = engine
+            .outputs()
+            .unwrap()
+            .map(|(_, _, v)| v.iter().map(|x| x.to_bits()).collect())
+            .collect();
+        (outputs, step_ns)
+    };
+    let (plain, _) = run_with(false);
+    let (timed, step_ns) = run_with(true);
+    assert_eq!(timed, plain);
+    assert_eq!(step_ns, vec![1; package.plan().steps.len()]);
+}
+
+#[test]
+fn a_timed_frame_refuses_a_wrong_sized_slice_and_bad_inputs() {
+    let bytes = common::package_bytes();
+    let package = Package::parse(&bytes).unwrap();
+    let mut arena = AlignedBytes::zeroed(ARENA_BYTES);
+    let mut engine = Engine::load(&package, CpuBackend, &mut arena).unwrap();
+    let clock = Ticks(std::cell::Cell::new(0));
+    engine.set_input_f32("x", &[1, 4], &X).unwrap();
+    engine.set_input_f32("aux", &[1, 4], &AUX).unwrap();
+    let steps = engine.step_count();
+    let e = engine
+        .run_timed(&clock, &mut vec![0; steps + 1])
+        .unwrap_err();
+    assert_eq!(
+        e,
+        EngineError::StepTimesLength {
+            steps,
+            given: steps + 1
+        }
+    );
+    assert!(e.to_string().contains("step_count"), "{e}");
+    engine.set_input_f32("x", &[1, 4], &[f32::NAN; 4]).unwrap();
+    let e = engine.run_timed(&clock, &mut vec![0; steps]).unwrap_err();
+    assert!(matches!(e, EngineError::NonFiniteInput { .. }), "{e:?}");
+    assert_eq!(engine.output("y").unwrap_err(), EngineError::NoOutputs);
+}

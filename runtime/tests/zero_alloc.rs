@@ -65,6 +65,25 @@ fn cpu_backend_frames_do_not_allocate() {
 }
 
 #[test]
+fn timed_frames_do_not_allocate() {
+    let bytes = common::package_bytes();
+    let package = Package::parse(&bytes).unwrap();
+    let mut arena = AlignedBytes::zeroed(ARENA_BYTES);
+    let mut engine = Engine::load(&package, CpuBackend, &mut arena).unwrap();
+    let clock = cadence_hal::StdClock::default();
+    let mut step_ns = vec![0; engine.step_count()];
+    let x = [1.0f32, 2.0, 3.0, 4.0];
+    let before = thread_allocations();
+    for _ in 0..1000 {
+        engine.set_input_f32("x", &[1, 4], &x).unwrap();
+        engine.set_input_f32("aux", &[1, 4], &x).unwrap();
+        engine.run_timed(&clock, &mut step_ns).unwrap();
+        std::hint::black_box(engine.output("y").unwrap());
+    }
+    assert_eq!(thread_allocations() - before, 0);
+}
+
+#[test]
 fn refused_frames_do_not_allocate_either() {
     let bytes = common::package_bytes();
     let package = Package::parse(&bytes).unwrap();
