@@ -1,0 +1,162 @@
+//! The camera frame path: pre-process, detect, decode.
+
+use std::path::Path;
+
+use cadence_hal::Accelerator;
+use cadence_models::camera::{self, Normalisation};
+use cadence_models::detect::{self, CAMERA_NUM_ANCHORS, CAMERA_SCORE_CLASSES, Detection};
+use cadence_models::nms::TopK;
+use cadence_runtime::package::{ModelFamily, Preprocess};
+use heapless::Vec as FixedVec;
+
+use super::model::Model;
+use super::samples::{self, CameraFrame};
+use super::{
+    BackendFactory, CAMERA_POST, Counters, FrameFault, MAX_CANDIDATES, MAX_DETECTIONS,
+    PipelineError, Pool,
+};
+
+/// A camera detector with its input and outputs resolved at load.
+struct Detector<B> {
+    model: Model<B>,
+    input: usize,
+    boxes: usize,
+    scores: usize,
+    normalisation: Normalisation,
+    height: usize,
+    width: usize,
+}
+
+impl<B: Accelerator> Detector<B> {
+    fn load(path: &Path, backends: &impl BackendFactory<B>) -> Result<Self, PipelineError> {
+        let model = Model::load(path, ModelFamily::Camera, backends)?;
+        let (normalisation, height, width) = match model.engine.package().metadata().preprocess() {
+            Preprocess::CameraImagenet { height, width } => {
+                (Normalisation::Imagenet, height, width)
+            }
+            Preprocess::CameraUnit { height, width } => (Normalisation::Unit, height, width),
+            other => {
+                return Err(model.mismatch(format!(
+                    "it declares {other:?} pre-processing, a camera detector needs camera pre-processing"
+                )));
+            }
+        };
+        let (height, width) = (height as usize, width as usize);
+        let input = model.input("image")?;
+        let expected_input = [1, 3, height, width];
+        if model.input_dims(input) != expected_input {
+            return Err(model.mismatch(format!(
+                "input `image` has shape {:?}, its pre-processing writes {expected_input:?}",
+                model.input_dims(input)
+            )));
+        }
+        let boxes = model.output("boxes")?;
+        let scores = model.output("scores")?;
+        for (index, name, expected) in [
+            (boxes, "boxes", [1, CAMERA_NUM_ANCHORS, 4]),
+            (
+                scores,
+                "scores",
+                [1, CAMERA_NUM_ANCHORS, CAMERA_SCORE_CLASSES],
+            ),
+        ] {
+            if model.output_dims(index) != expected {
+                return Err(model.mismatch(format!(
+                    "output `{name}` has shape {:?}, the SSD decoder reads {expected:?}",
+                    model.output_dims(index)
+                )));
+            }
+        }
+        Ok(Self {
+            model,
+            input,
+            boxes,
+            scores,
+            normalisation,
+            height,
+            width,
+        })
+    }
+}
+
+/// The camera frames and detectors of one task.
+pub struct CameraPipeline<B> {
+    frames: Vec<CameraFrame>,
+    detectors: Vec<Detector<B>>,
+    primary: usize,
+    fallback: Option<usize>,
+    candidates: TopK<Detection, MAX_CANDIDATES>,
+    detections: FixedVec<Detection, MAX_DETECTIONS>,
+}
+
+impl<B: Accelerator> CameraPipeline<B> {
+    /// Loads the frames under `frames` and the detectors.
+    pub(super) fn load(
+        frames: &Path,
+        primary: &Path,
+        fallback: Option<&Path>,
+        backends: &impl BackendFactory<B>,
+    ) -> Result<Self, PipelineError> {
+        let mut pool = Pool::new();
+        let load = |path: &Path| Detector::load(path, backends);
+        let primary = pool.index_or_load(primary, load)?;
+        let fallback = fallback
+            .map(|path| pool.index_or_load(path, load))
+            .transpose()?;
+        Ok(Self {
+            frames: samples::camera_frames(frames)?,
+            detectors: pool.into_values(),
+            primary,
+            fallback,
+            candidates: TopK::new(),
+            detections: FixedVec::new(),
+        })
+    }
+
+    /// Recorded frames.
+    pub(super) fn frames(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// The last completed frame's detections.
+    pub(super) fn detections(&self) -> &[Detection] {
+        &self.detections
+    }
+
+    /// Runs frame `seq` (cycling through the recordings) on the primary or the
+    /// fallback detector.
+    pub(super) fn run(
+        &mut self,
+        seq: usize,
+        fallback: bool,
+        counters: &mut Counters,
+    ) -> Result<(), FrameFault> {
+        let index = if fallback {
+            self.fallback.ok_or(FrameFault::NoFallback)?
+        } else {
+            self.primary
+        };
+        let detector = &mut self.detectors[index];
+        let frame = self.frames[seq % self.frames.len()].rgb();
+        let engine = &mut detector.model.engine;
+        camera::preprocess(
+            &frame,
+            detector.normalisation,
+            detector.height,
+            detector.width,
+            engine.input_mut(detector.input)?,
+        )
+        .map_err(FrameFault::Camera)?;
+        engine.run()?;
+        let stats = detect::decode_camera(
+            engine.output_at(detector.boxes)?,
+            engine.output_at(detector.scores)?,
+            &CAMERA_POST,
+            &mut self.candidates,
+            &mut self.detections,
+        )?;
+        counters.detections += self.detections.len() as u64;
+        counters.detections_overflow += stats.overflow as u64;
+        Ok(())
+    }
+}
