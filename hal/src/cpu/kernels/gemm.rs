@@ -7,10 +7,12 @@
 //!   vectors of `B` and one broadcast of `A`: 15 of the 16 `ymm` registers, and two
 //!   FMAs per broadcast keep both FMA ports busy. NEON uses the same tile (24 of its
 //!   32 `q` registers).
-//! - **Loop order `k-block → column panel → row block`.** A `KC × NR` panel of `B`
-//!   (16 KiB) is loaded into L1 once and reused by every row block of `A`, while the
-//!   `M × KC` block of `A` stays in L2. Splitting `K` costs one reload of `C` per block
-//!   and keeps the panel in L1 whatever `K` is.
+//! - **Loop order `k-block → column chunk → row block → panel`.** A chunk of `B`
+//!   panels filling the 16 KiB pack buffer (one `KC × NR` panel when `K` is deep,
+//!   many when it is shallow) is loaded into L1 once and reused by every row block of
+//!   `A`, while the `M × KC` block of `A` stays in L2. Splitting `K` costs one reload
+//!   of `C` per block and keeps the chunk in L1 whatever `K` is; running a row block
+//!   across a whole chunk writes each output row in long contiguous runs.
 //! - **Panels of `B` are contiguous.** A row-major `B` whose row stride is a multiple
 //!   of 4 KiB (a 32×32 or 160×160 feature map) would map every row of a panel to the
 //!   same L1 set, so panels are copied into a fixed stack buffer first — unless only
@@ -221,6 +223,53 @@ pub fn gemm(
     rhs: Rhs<'_>,
     sink: &mut impl Sink,
 ) {
+    match path {
+        // SAFETY: `Path::Avx2` is only produced by `Path::detect`, which checked that
+        // the CPU supports AVX2 and FMA (or that the build requires them).
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 => unsafe { gemm_avx2(m, n, k, lhs, rhs, sink) },
+        _ => gemm_blocks(path, m, n, k, lhs, rhs, sink),
+    }
+}
+
+/// The loop nest compiled for 256-bit vectors, so packing and the sink's epilogue
+/// (bias, activation) vectorise as wide as the microkernel.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn gemm_avx2(m: usize, n: usize, k: usize, lhs: Lhs<'_>, rhs: Rhs<'_>, sink: &mut impl Sink) {
+    gemm_blocks(Path::Avx2, m, n, k, lhs, rhs, sink);
+}
+
+/// Where panel `j0..j0 + nr`, rows `pc..`, of `B` lies in place, and its row stride.
+fn panel_in_place<'a>(
+    rhs: &Rhs<'a>,
+    k: usize,
+    pc: usize,
+    j0: usize,
+    nr: usize,
+) -> (&'a [f32], usize) {
+    match *rhs {
+        Rhs::RowMajor { b, ld } => (&b[pc * ld + j0..], ld),
+        Rhs::Panels(p) => (&p[j0 * k + pc * nr..], nr),
+    }
+}
+
+/// The blocked product; see the module docs. When `K` is small several panels are
+/// packed at once, as many as fill the pack buffer, and each row block of `A` runs
+/// across all of them: every output row then receives one long contiguous run per
+/// row block instead of [`NR`] columns at a time, which is what keeps pointwise convs
+/// on large maps (`K` of 16 to 64, `N` in the tens of thousands) from being bound by
+/// scattered stores.
+#[inline(always)]
+fn gemm_blocks(
+    path: Path,
+    m: usize,
+    n: usize,
+    k: usize,
+    lhs: Lhs<'_>,
+    rhs: Rhs<'_>,
+    sink: &mut impl Sink,
+) {
     let mut acc = [[0.0f32; NR]; MR];
     if k == 0 {
         for j0 in (0..n).step_by(NR) {
@@ -230,44 +279,51 @@ pub fn gemm(
         }
         return;
     }
+    // A panel is read in place when it is full width and laid out as the microkernel
+    // wants: always for im2col panels, and for a row-major `B` only when one row block
+    // reads it (otherwise its rows, often a multiple of 4 KiB apart, thrash L1).
+    let in_place = |nr: usize| match rhs {
+        Rhs::RowMajor { .. } => nr == NR && m <= MR,
+        Rhs::Panels(_) => nr == NR,
+    };
     let mut pack = [0.0f32; KC * NR];
     let k_blocks = k.div_ceil(KC);
     for kb in 0..k_blocks {
         let pc = kb * KC;
         let kc = KC.min(k - pc);
         let (first, last) = (kb == 0, kb + 1 == k_blocks);
-        for j0 in (0..n).step_by(NR) {
-            let nr = NR.min(n - j0);
-            let (panel, ld): (&[f32], usize) = match rhs {
-                Rhs::RowMajor { b, ld } if nr == NR && m <= MR => (&b[pc * ld + j0..], ld),
-                Rhs::RowMajor { b, ld } => {
-                    pack_rows(&mut pack, &b[pc * ld + j0..], ld, kc, nr);
-                    (&pack, NR)
+        let chunk = (KC / kc) * NR;
+        for c0 in (0..n).step_by(chunk) {
+            let panels = (c0..n.min(c0 + chunk)).step_by(NR).enumerate();
+            for (p, j0) in panels.clone() {
+                let nr = NR.min(n - j0);
+                if !in_place(nr) {
+                    let (src, ld) = panel_in_place(&rhs, k, pc, j0, nr);
+                    pack_rows(&mut pack[p * kc * NR..][..kc * NR], src, ld, nr);
                 }
-                Rhs::Panels(p) => {
-                    let start = &p[j0 * k + pc * nr..];
-                    if nr == NR {
-                        (start, NR)
-                    } else {
-                        pack_rows(&mut pack, start, nr, kc, nr);
-                        (&pack, NR)
-                    }
-                }
-            };
+            }
             for i0 in (0..m).step_by(MR) {
                 let mr = MR.min(m - i0);
                 let a = &lhs.a[i0 * lhs.rs + pc * lhs.cs..];
-                microkernel(path, mr, kc, a, lhs.rs, lhs.cs, panel, ld, &mut acc);
-                sink.tile(i0, j0, &acc[..mr], nr, first, last);
+                for (p, j0) in panels.clone() {
+                    let nr = NR.min(n - j0);
+                    let (panel, ld) = if in_place(nr) {
+                        panel_in_place(&rhs, k, pc, j0, nr)
+                    } else {
+                        (&pack[p * kc * NR..], NR)
+                    };
+                    microkernel(path, mr, kc, a, lhs.rs, lhs.cs, panel, ld, &mut acc);
+                    sink.tile(i0, j0, &acc[..mr], nr, first, last);
+                }
             }
         }
     }
 }
 
-/// Copies `kc` rows of `nr` floats (row stride `ld`) into `pack` with stride [`NR`],
-/// zero-filling the columns past `nr`.
-fn pack_rows(pack: &mut [f32; KC * NR], src: &[f32], ld: usize, kc: usize, nr: usize) {
-    for (kk, dst) in pack.chunks_exact_mut(NR).take(kc).enumerate() {
+/// Copies rows of `nr` floats (row stride `ld`) into `pack` with stride [`NR`], one per
+/// [`NR`] floats of `pack`, zero-filling the columns past `nr`.
+fn pack_rows(pack: &mut [f32], src: &[f32], ld: usize, nr: usize) {
+    for (kk, dst) in pack.chunks_exact_mut(NR).enumerate() {
         let (head, tail) = dst.split_at_mut(nr);
         head.copy_from_slice(&src[kk * ld..][..nr]);
         tail.fill(0.0);
@@ -556,6 +612,25 @@ mod tests {
             let (rs, cs) = if transposed { (1, m) } else { (k, 1) };
             let want = reference(m, n, k, |i, kk| a[i * rs + kk * cs], &b);
             let lhs = Lhs { a: &a, rs, cs };
+            let packed = panels(&b, k, n);
+            for path in [Path::Portable, Path::detect()] {
+                let rows = product(path, m, n, k, lhs, Rhs::RowMajor { b: &b, ld: n });
+                assert_close(&rows, &want, 1e-4);
+                let cols = product(path, m, n, k, lhs, Rhs::Panels(&packed));
+                assert_close(&cols, &want, 1e-4);
+            }
+        }
+
+        /// Small `K` packs many panels at once: products wider than one pack chunk,
+        /// with ragged last panels and chunks, must still match on both paths.
+        #[test]
+        fn small_k_spans_several_pack_chunks(
+            m in 1usize..20, n in 1usize..1200, k in 1usize..40, seed in any::<u64>(),
+        ) {
+            let a = data(seed, m * k);
+            let b = data(seed ^ 1, k * n);
+            let want = reference(m, n, k, |i, kk| a[i * k + kk], &b);
+            let lhs = Lhs { a: &a, rs: k, cs: 1 };
             let packed = panels(&b, k, n);
             for path in [Path::Portable, Path::detect()] {
                 let rows = product(path, m, n, k, lhs, Rhs::RowMajor { b: &b, ld: n });

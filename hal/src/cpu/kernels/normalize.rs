@@ -28,7 +28,7 @@ pub fn lane_sum(xs: &[f32]) -> f32 {
 }
 
 /// Maximum of `xs` with [`LANES`] independent accumulators (`-inf` when empty).
-fn lane_max(xs: &[f32]) -> f32 {
+pub fn lane_max(xs: &[f32]) -> f32 {
     let mut acc = [f32::NEG_INFINITY; LANES];
     let mut chunks = xs.chunks_exact(LANES);
     for c in &mut chunks {

@@ -5,11 +5,18 @@
 //! the image), so the inner loops are contiguous and bounds are settled once per tap
 //! instead of once per element. Padding is never materialised: it is simply the
 //! part of the range left out.
+//!
+//! Windows wider than the output row turn that around: tapping whole rows would settle
+//! bounds `kw` times for every one or two outputs (a max over a pillar's 32 points,
+//! kernel `[1, 32]` on `[N, C, pillars, 32]`, has one output per row). There each output
+//! reduces its window's contiguous run along W at once, with several independent lanes
+//! so the reduction vectorises.
 
 use crate::op::Window;
 use crate::shape::Shape;
 
 use super::conv::valid_range;
+use super::normalize::{lane_max, lane_sum};
 
 /// How a pooling kind starts, accumulates and finishes an output row.
 trait Pooling {
@@ -19,6 +26,68 @@ trait Pooling {
     fn tap(&self, row: &mut [f32], src: &[f32], stride: usize);
     /// Finishes output row `oy`.
     fn done(&self, row: &mut [f32], oy: usize);
+    /// Accumulates the whole contiguous run `src` into one output.
+    fn run(&self, out: &mut f32, src: &[f32]);
+}
+
+/// Whether [`windows`] beats [`rows`]: undilated windows wider than the output row.
+fn window_major(win: &Window, ow: usize) -> bool {
+    win.dilation[1] == 1 && win.kernel[1] > ow
+}
+
+/// Runs `pool` over the image one output element at a time: for each window row inside
+/// the image, the part of the window inside that row is one contiguous run.
+fn windows(
+    x: &[f32],
+    x_shape: &Shape,
+    win: &Window,
+    y: &mut [f32],
+    y_shape: &Shape,
+    pool: &impl Pooling,
+) {
+    let (h, w) = (x_shape.dim(2), x_shape.dim(3));
+    let (oh, ow) = (y_shape.dim(2), y_shape.dim(3));
+    let [kh, kw] = win.kernel;
+    let [sh, sw] = win.stride;
+    let dh = win.dilation[0];
+    let (pt, pl) = (win.pads[0], win.pads[1]);
+    if oh * ow == 0 {
+        return;
+    }
+    for (plane, out) in y.chunks_exact_mut(oh * ow).enumerate() {
+        let input = &x[plane * h * w..][..h * w];
+        for (oy, orow) in out.chunks_exact_mut(ow).enumerate() {
+            pool.init(orow);
+            for ky in 0..kh {
+                let Some(iy) = (oy * sh + ky * dh).checked_sub(pt).filter(|&iy| iy < h) else {
+                    continue;
+                };
+                let irow = &input[iy * w..][..w];
+                for (ox, o) in orow.iter_mut().enumerate() {
+                    let start = (ox * sw).saturating_sub(pl).min(w);
+                    let end = (ox * sw + kw).saturating_sub(pl).min(w);
+                    pool.run(o, &irow[start..end.max(start)]);
+                }
+            }
+            pool.done(orow, oy);
+        }
+    }
+}
+
+/// Runs `pool` with whichever of [`rows`] and [`windows`] suits the window.
+fn pool_planes(
+    x: &[f32],
+    x_shape: &Shape,
+    win: &Window,
+    y: &mut [f32],
+    y_shape: &Shape,
+    pool: &impl Pooling,
+) {
+    if window_major(win, y_shape.dim(3)) {
+        windows(x, x_shape, win, y, y_shape, pool);
+    } else {
+        rows(x, x_shape, win, y, y_shape, pool);
+    }
 }
 
 /// Runs `pool` over every window tap that touches the image, one output row at a time.
@@ -102,6 +171,9 @@ impl Pooling for Max {
         combine(row, src, stride, f32::max);
     }
     fn done(&self, _: &mut [f32], _: usize) {}
+    fn run(&self, out: &mut f32, src: &[f32]) {
+        *out = out.max(lane_max(src));
+    }
 }
 
 struct Avg {
@@ -117,6 +189,9 @@ impl Pooling for Avg {
     }
     fn tap(&self, row: &mut [f32], src: &[f32], stride: usize) {
         combine(row, src, stride, |o, i| o + i);
+    }
+    fn run(&self, out: &mut f32, src: &[f32]) {
+        *out += lane_sum(src);
     }
     fn done(&self, row: &mut [f32], oy: usize) {
         let win = &self.win;
@@ -149,7 +224,7 @@ impl Pooling for Avg {
 
 /// `MaxPool2d`: padding cells never win.
 pub fn max_pool(x: &[f32], x_shape: &Shape, win: Window, y: &mut [f32], y_shape: &Shape) {
-    rows(x, x_shape, &win, y, y_shape, &Max);
+    pool_planes(x, x_shape, &win, y, y_shape, &Max);
 }
 
 /// `AvgPool2d`: the divisor is the whole window, or only its cells inside the image.
@@ -167,7 +242,7 @@ pub fn avg_pool(
         h: x_shape.dim(2),
         w: x_shape.dim(3),
     };
-    rows(x, x_shape, &win, y, y_shape, &avg);
+    pool_planes(x, x_shape, &win, y, y_shape, &avg);
 }
 
 /// `GlobalAvgPool`: the mean of each plane.
@@ -179,7 +254,7 @@ pub fn global_avg_pool(x: &[f32], x_shape: &Shape, y: &mut [f32]) {
     }
     let inv = 1.0 / hw as f32;
     for (o, plane) in y.iter_mut().zip(x.chunks_exact(hw)) {
-        *o = super::normalize::lane_sum(plane) * inv;
+        *o = lane_sum(plane) * inv;
     }
 }
 
@@ -257,6 +332,43 @@ mod tests {
             }
             let got = run_both(&op, &[(&x, shape(&[n, c, h, w]))], &shape(&[n, c, oh, ow]));
             assert_close(&got, &want, 1e-5);
+        }
+
+        /// Windows wider than the output row (a max over a pillar's points) take the
+        /// window-major path: it must agree with the reference and with the row path,
+        /// including 1-wide planes, ragged lane tails and windows reaching into padding.
+        #[test]
+        fn wide_windows_match_reference_and_the_row_path(
+            planes in 1usize..4, h in 1usize..5, w in 1usize..45, kh in 1usize..3,
+            kw in 1usize..45, stride in [1usize..3, 1usize..40], pads in [0usize..2, 0usize..9],
+            kind in 0u8..3, seed in any::<u64>(),
+        ) {
+            let kw = kw.min(w + pads[1]).max(pads[1] + 1);
+            let kh = kh.max(pads[0] + 1);
+            let win = Window { kernel: [kh, kw], stride, dilation: [1, 1], pads: [pads[0], pads[1], 0, pads[1]] };
+            let (Some(oh), Some(ow)) = (win.out_extent(0, h, kh), win.out_extent(1, w, kw)) else {
+                return Ok(());
+            };
+            prop_assume!(super::window_major(&win, ow));
+            let x = data(seed, planes * h * w);
+            let (op, pool) = match kind {
+                0 => (Op::MaxPool2d(win), None),
+                k => (Op::AvgPool2d { window: win, count_include_pad: k == 1 }, Some(k == 1)),
+            };
+            let want = reference(&x, [1, planes, h, w], &win, oh, ow, pool);
+            prop_assume!(want.iter().all(|v| v.is_finite()));
+            let (xs, ys) = (shape(&[1, planes, h, w]), shape(&[1, planes, oh, ow]));
+            let got = run_both(&op, &[(&x, xs)], &ys);
+            assert_close(&got, &want, 1e-5);
+            let mut by_rows = vec![f32::NAN; got.len()];
+            match pool {
+                None => super::rows(&x, &xs, &win, &mut by_rows, &ys, &super::Max),
+                Some(count_include_pad) => {
+                    let avg = super::Avg { win, count_include_pad, h, w };
+                    super::rows(&x, &xs, &win, &mut by_rows, &ys, &avg);
+                }
+            }
+            assert_close(&got, &by_rows, 1e-5);
         }
 
         #[test]
