@@ -14,6 +14,7 @@ pub mod import;
 pub mod lower;
 pub mod onnx_build;
 pub mod planner;
+pub mod prune;
 pub mod reference;
 
 use std::collections::HashMap;
