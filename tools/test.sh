@@ -11,6 +11,13 @@ step "toolchain"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo --version
 
+step "chromium (the report test opens report.html in it)"
+if ! command -v chromium >/dev/null; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update && $sudo apt-get install -y chromium
+fi
+chromium --version
+
 step "external ONNX corpus (PyPI wheels)"
 bash tools/corpus/fetch.sh
 

@@ -32,6 +32,8 @@ enum Command {
     Run(commands::run::Args),
     /// Time the Cadence CPU backend against tract on the same package.
     Bench(commands::bench::Args),
+    /// Profile packages frame by frame and layer by layer; write report.json and report.html.
+    Profile(commands::profile::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Command::Selftest(args) => commands::selftest::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::Bench(args) => commands::bench::run(args),
+        Command::Profile(args) => commands::profile::run(args),
     };
     match result {
         Ok(code) => code,

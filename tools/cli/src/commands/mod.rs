@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod compile;
 pub mod inspect;
+pub mod profile;
 pub mod run;
 pub mod selftest;
 
