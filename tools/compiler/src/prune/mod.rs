@@ -2,7 +2,7 @@
 //! are removed, and everything that reads them is cut to match, so the result is a
 //! smaller ONNX model any runtime loads (not a mask, not a Cadence-only format).
 //!
-//! 1. [`channels`] finds the channel groups: a conv's output channels together with
+//! 1. The channel analysis finds the channel groups: a conv's output channels and
 //!    everything that must stay aligned with them (the following BatchNormalization,
 //!    activations, depthwise convs, both sides of a residual `Add` or a squeeze-excite
 //!    `Mul`, the consumers' input channels, segments of a channel `Concat`), and the
