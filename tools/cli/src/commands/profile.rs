@@ -34,8 +34,8 @@ pub struct Args {
     /// Folder to write report.json and report.html into (created if missing).
     #[arg(long)]
     out: PathBuf,
-    /// The task the packages compete for, as the comparison names it (default: the
-    /// first package's model family).
+    /// The task the packages compete for, as the comparison names it (default: each
+    /// package's model family, so packages of different families are compared apart).
     #[arg(long)]
     task: Option<String>,
     /// Print the report as JSON instead of a table.
