@@ -38,7 +38,7 @@ mod run;
 
 use std::path::{Path, PathBuf};
 
-use cadence_scheduler::host::HostError;
+use cadence_scheduler::host::{HostError, JobRunner};
 use cadence_scheduler::task::{self, TaskId};
 use cadence_scheduler::{
     AcceleratorSpec, Analysis, OverrunPolicy, ScheduleTable, TableError, TaskSet, TaskSpec,
@@ -187,17 +187,38 @@ impl Scenario {
         }
     }
 
+    /// Builds task `id`'s job runner (packages loaded, sensor data decoded) with
+    /// `budget_ns`, which the runner of a task without packages spins for.
+    pub fn load_runner(
+        &self,
+        id: TaskId,
+        budget_ns: u64,
+    ) -> Result<Box<dyn JobRunner>, ScenarioError> {
+        crate::pipeline::load_runner(&self.runner_spec(id, budget_ns)).map_err(|reason| {
+            let t = &self.tasks[usize::from(id)];
+            ScenarioError::Runner {
+                at: t.at.clone(),
+                task: t.name.clone(),
+                reason: Box::new(reason),
+            }
+        })
+    }
+
     /// Measures the budgets marked `"measure"` (see [`MeasureConfig`]), then builds the
     /// task set, its table and its analysis. An unschedulable set is not an error here
     /// (see [`Plan::check_schedulable`]): `cadence schedule` shows why.
     pub fn plan(self, measure: &MeasureConfig) -> Result<Plan, ScenarioError> {
         let measured = measure::measure_budgets(&self, measure)?;
-        let budget = |id: usize, given: Budget, primary: bool| match given {
-            Budget::Given(ns) => ns,
-            Budget::Measure => measured
+        // A measured budget wins over a given one (`MeasureConfig::remeasure`).
+        let budget = |id: usize, given: Budget, primary: bool| {
+            let measured = measured
                 .iter()
-                .find(|m| usize::from(m.task) == id && m.primary == primary)
-                .map_or(0, |m| m.budget_ns),
+                .find(|m| usize::from(m.task) == id && m.primary == primary);
+            match (measured, given) {
+                (Some(m), _) => m.budget_ns,
+                (None, Budget::Given(ns)) => ns,
+                (None, Budget::Measure) => 0,
+            }
         };
         let file_start = Location {
             file: self.path.clone(),
@@ -289,7 +310,7 @@ impl Plan {
             .check(&self.set)
             .map_err(|reason| ScenarioError::Unschedulable {
                 at: self.scenario.task_at(&reason.task),
-                reason,
+                reason: Box::new(reason),
             })
     }
 

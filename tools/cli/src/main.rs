@@ -32,6 +32,12 @@ enum Command {
     Run(commands::run::Args),
     /// Time the Cadence CPU backend against tract on the same package.
     Bench(commands::bench::Args),
+    /// Check a scenario's schedulability: worst-case response time of every task.
+    Schedule(commands::schedule::Args),
+    /// Simulate a scenario on a simulated clock from the critical instant; write the trace.
+    Sim(commands::sim::Args),
+    /// Run a scenario on this host's clock with the real frame paths.
+    RunScenario(commands::run_scenario::Args),
     /// Profile packages frame by frame and layer by layer; write report.json and report.html.
     Profile(commands::profile::Args),
 }
@@ -44,6 +50,9 @@ fn main() -> ExitCode {
         Command::Selftest(args) => commands::selftest::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::Bench(args) => commands::bench::run(args),
+        Command::Schedule(args) => commands::schedule::run(args),
+        Command::Sim(args) => commands::sim::run(args),
+        Command::RunScenario(args) => commands::run_scenario::run(args),
         Command::Profile(args) => commands::profile::run(args),
     };
     match result {

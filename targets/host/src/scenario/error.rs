@@ -368,7 +368,7 @@ pub enum ScenarioError {
         /// The task.
         task: String,
         /// The pipeline's error.
-        reason: PipelineError,
+        reason: Box<PipelineError>,
     },
     /// A job failed while its budget was measured.
     #[error(
@@ -406,7 +406,7 @@ pub enum ScenarioError {
         /// The task that can miss.
         at: Location,
         /// The analysis' reason, naming the task.
-        reason: cadence_scheduler::Unschedulable,
+        reason: Box<cadence_scheduler::Unschedulable>,
     },
     /// The periods have no usable schedule table.
     #[error("{at}: {reason}")]
@@ -480,9 +480,13 @@ impl ScenarioError {
         }
     }
 
-    /// Whether the scenario is well formed but its task set can miss deadlines (as
-    /// opposed to a file that is wrong): tools exit with a distinct status for it.
+    /// Whether the scenario is well formed but its task set can miss deadlines, by the
+    /// analysis or by a budget measured on this machine (as opposed to a file that is
+    /// wrong): tools exit with a distinct status for it.
     pub fn is_unschedulable(&self) -> bool {
-        matches!(self, Self::Unschedulable { .. })
+        matches!(
+            self,
+            Self::Unschedulable { .. } | Self::MeasuredOverDeadline { .. }
+        )
     }
 }

@@ -7,7 +7,6 @@ use cadence_scheduler::executive::{Dispatch, Mode};
 use cadence_scheduler::task::TaskId;
 
 use super::{Budget, Overrun, Scenario, ScenarioError, ns_to_ms};
-use crate::pipeline::load_runner;
 
 /// How budgets are measured.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -19,6 +18,9 @@ pub struct MeasureConfig {
     /// Safety factor over the slowest run (1.2: 20 % headroom for what the runs did not
     /// see).
     pub margin: f64,
+    /// Measure every budget of a task with packages, also those the file gives: does
+    /// this machine meet the budgets the scenario was written for?
+    pub remeasure: bool,
 }
 
 impl Default for MeasureConfig {
@@ -27,6 +29,7 @@ impl Default for MeasureConfig {
             warmup: 3,
             runs: 20,
             margin: 1.2,
+            remeasure: false,
         }
     }
 }
@@ -46,24 +49,24 @@ pub struct MeasuredBudget {
     pub budget_ns: u64,
 }
 
-/// Measures every budget `scenario` marks `"measure"`, in task order (primary, then
-/// fallback).
+/// Measures every budget `scenario` marks `"measure"` (every budget of a task with
+/// packages, with `remeasure`), in task order (primary, then fallback).
 pub(super) fn measure_budgets(
     scenario: &Scenario,
     config: &MeasureConfig,
 ) -> Result<Vec<MeasuredBudget>, ScenarioError> {
     let mut measured = Vec::new();
     for (id, t) in scenario.tasks().iter().enumerate() {
+        let measure =
+            |b: Budget| b == Budget::Measure || (config.remeasure && !t.packages.is_empty());
         let fallback = match &t.overrun {
             Overrun::Degrade {
-                budget: Budget::Measure,
-                budget_at,
-                ..
-            } => Some(budget_at),
+                budget, budget_at, ..
+            } if measure(*budget) => Some(budget_at),
             _ => None,
         };
         let mut wanted = Vec::new();
-        if t.budget == Budget::Measure {
+        if measure(t.budget) {
             wanted.push((Mode::Primary, &t.budget_at, "budget_ms"));
         }
         if let Some(at) = fallback {
@@ -73,12 +76,7 @@ pub(super) fn measure_budgets(
             continue;
         }
         let id = id as TaskId;
-        let mut runner =
-            load_runner(&scenario.runner_spec(id, 0)).map_err(|reason| ScenarioError::Runner {
-                at: t.at.clone(),
-                task: t.name.clone(),
-                reason,
-            })?;
+        let mut runner = scenario.load_runner(id, 0)?;
         for (mode, at, key) in wanted {
             let mut max_ns = 0u64;
             for run in 0..config.warmup + config.runs {

@@ -11,7 +11,6 @@ use cadence_scheduler::host::{self, HostConfig, HostOutcome, JobRunner, Stop};
 use cadence_scheduler::task::TaskId;
 
 use super::{Plan, ScenarioError};
-use crate::pipeline::load_runner;
 
 /// Settings of a host run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,20 +37,10 @@ pub fn run_on_host(plan: &Plan, config: &RunConfig) -> Result<RunReport, Scenari
     plan.check_host()?;
     plan.check_schedulable()?;
     let scenario = &plan.scenario;
-    let mut runners: Vec<Box<dyn JobRunner>> = Vec::with_capacity(plan.set.tasks().len());
-    for (id, spec) in plan.set.tasks().iter().enumerate() {
-        let runner =
-            load_runner(&scenario.runner_spec(id as TaskId, spec.budget_ns)).map_err(|reason| {
-                let t = &scenario.tasks()[id];
-                ScenarioError::Runner {
-                    at: t.at.clone(),
-                    task: t.name.clone(),
-                    reason,
-                }
-            })?;
-        runners.push(runner);
-    }
-    let mut runners: Vec<&mut dyn JobRunner> = runners
+    let mut boxed = (0..plan.set.tasks().len())
+        .map(|id| scenario.load_runner(id as TaskId, plan.set.task(id as TaskId).budget_ns))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut runners: Vec<&mut dyn JobRunner> = boxed
         .iter_mut()
         .map(|r| &mut **r as &mut dyn JobRunner)
         .collect();

@@ -5,7 +5,11 @@ pub mod compile;
 pub mod inspect;
 pub mod profile;
 pub mod run;
+pub mod run_scenario;
+pub mod schedule;
 pub mod selftest;
+pub mod sim;
+pub mod trace;
 
 use std::path::Path;
 
