@@ -159,8 +159,8 @@ pub enum PipelineError {
     Engine {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: EngineError,
+        /// Why (boxed: the engine's error carries fixed-capacity names and details).
+        source: Box<EngineError>,
     },
     /// A sensor folder holds no recorded frames.
     #[error("no recorded frames in `{folder}` (expected files named {pattern})")]
@@ -180,7 +180,9 @@ pub enum PipelineError {
     },
 }
 
-/// Why one frame failed. Copied into [`Pipeline::last_fault`] without allocating.
+/// Why one frame failed. Returned by value and copied into [`Pipeline::last_fault`]:
+/// it is large (the engine's error carries fixed-capacity names), but boxing it would
+/// allocate on the frame path, which contract 1 forbids even for failed frames.
 #[derive(Clone, Debug, PartialEq, Error)]
 pub enum FrameFault {
     /// The camera frame could not be pre-processed.
@@ -439,6 +441,10 @@ impl<B: Accelerator> Pipeline<B> {
 
     /// Runs frame `job.seq` (modulo the recorded frames) through the chain `job.mode`
     /// selects, updating the counters.
+    #[expect(
+        clippy::result_large_err,
+        reason = "see FrameFault: boxing would allocate per frame"
+    )]
     pub fn run_job(&mut self, job: &Dispatch) -> Result<(), FrameFault> {
         let fallback = job.mode == Mode::Fallback;
         if fallback {

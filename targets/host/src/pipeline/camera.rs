@@ -125,6 +125,10 @@ impl<B: Accelerator> CameraPipeline<B> {
 
     /// Runs frame `seq` (cycling through the recordings) on the primary or the
     /// fallback detector.
+    #[expect(
+        clippy::result_large_err,
+        reason = "see FrameFault: boxing would allocate per frame"
+    )]
     pub(super) fn run(
         &mut self,
         seq: usize,

@@ -196,6 +196,10 @@ impl<B: Accelerator> LidarPipeline<B> {
 
     /// Runs sweep `seq` (cycling through the recordings) through the primary or the
     /// fallback chain.
+    #[expect(
+        clippy::result_large_err,
+        reason = "see FrameFault: boxing would allocate per frame"
+    )]
     pub(super) fn run(
         &mut self,
         seq: usize,

@@ -65,7 +65,7 @@ impl<B: Accelerator> Model<B> {
         let engine = Engine::load(&package, backend, arena.as_mut_slice()).map_err(|source| {
             PipelineError::Engine {
                 path: path.to_owned(),
-                source,
+                source: Box::new(source),
             }
         })?;
         Ok(Self {
