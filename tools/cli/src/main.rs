@@ -32,6 +32,8 @@ enum Command {
     Run(commands::run::Args),
     /// Time the Cadence CPU backend against tract on the same package.
     Bench(commands::bench::Args),
+    /// Remove conv output channels (structured pruning) and report MACs, latency, deviation.
+    Prune(commands::prune::Args),
     /// Check a scenario's schedulability: worst-case response time of every task.
     Schedule(commands::schedule::Args),
     /// Simulate a scenario on a simulated clock from the critical instant; write the trace.
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
         Command::Selftest(args) => commands::selftest::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::Bench(args) => commands::bench::run(args),
+        Command::Prune(args) => commands::prune::run(args),
         Command::Schedule(args) => commands::schedule::run(args),
         Command::Sim(args) => commands::sim::run(args),
         Command::RunScenario(args) => commands::run_scenario::run(args),

@@ -46,6 +46,27 @@ pub struct Args {
     rtol: f32,
 }
 
+/// Parses `--input-shape NAME=D0,D1,...` pairs.
+pub(super) fn input_shapes(pairs: &[(String, String)]) -> Result<HashMap<String, Vec<usize>>> {
+    pairs
+        .iter()
+        .map(|(name, dims)| Ok((name.clone(), parse_dims(dims)?)))
+        .collect()
+}
+
+/// Reads `--test-input NAME=FILE.npy` pairs (float32 data).
+pub(super) fn test_inputs(pairs: &[(String, String)]) -> Result<HashMap<String, Vec<f32>>> {
+    let mut inputs = HashMap::new();
+    for (name, file) in pairs {
+        let tensor = npy::read(file.as_ref())?;
+        let data = tensor.to_f32().with_context(|| {
+            format!("`{file}` must hold float32 data, it holds {}", tensor.dtype)
+        })?;
+        inputs.insert(name.clone(), data);
+    }
+    Ok(inputs)
+}
+
 fn parse_dims(text: &str) -> Result<Vec<usize>> {
     text.split(',')
         .map(|d| {
@@ -97,19 +118,11 @@ fn parse_preprocess(text: &str) -> Result<Preprocess> {
 
 /// Runs `cadence compile`.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let mut options = CompileOptions::default();
-    for (name, dims) in &args.input_shapes {
-        options.input_shapes.insert(name.clone(), parse_dims(dims)?);
-    }
-    let mut test_inputs = HashMap::new();
-    for (name, file) in &args.test_inputs {
-        let tensor = npy::read(file.as_ref())?;
-        let data = tensor.to_f32().with_context(|| {
-            format!("`{file}` must hold float32 data, it holds {}", tensor.dtype)
-        })?;
-        test_inputs.insert(name.clone(), data);
-    }
-    options.test_inputs = test_inputs;
+    let mut options = CompileOptions {
+        input_shapes: input_shapes(&args.input_shapes)?,
+        test_inputs: test_inputs(&args.test_inputs)?,
+        ..CompileOptions::default()
+    };
     options.test_cases = args.test_cases.max(1);
     options.embed_source = !args.no_source;
     options.tolerance.abs = args.atol;

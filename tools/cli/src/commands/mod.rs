@@ -4,6 +4,7 @@ pub mod bench;
 pub mod compile;
 pub mod inspect;
 pub mod profile;
+pub mod prune;
 pub mod run;
 pub mod run_scenario;
 pub mod schedule;
