@@ -20,7 +20,7 @@ table { border-collapse: collapse; margin: 8px 0; font-variant-numeric: tabular-
 th, td { border: 1px solid #d0d7de; padding: 4px 8px; text-align: right; white-space: nowrap; }
 th { background: #f6f8fa; font-weight: 600; }
 td.name, th.name { text-align: left; }
-td.name { white-space: normal; overflow-wrap: anywhere; max-width: 28em; }
+td.name { white-space: normal; overflow-wrap: break-word; max-width: 28em; }
 tr.miss td { background: #fff1f0; }
 .bad { color: #b42318; font-weight: 600; }
 .good { color: #1a7f37; }
