@@ -6,21 +6,25 @@ mod common;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use npyz::WriterBuilder;
 
 use cadence_hal::cpu::CpuBackend;
+use cadence_hal::{Accelerator, BackendError, Plan};
 use cadence_host::pipeline::{
     CAMERA_POST, FrameFault, MAX_CANDIDATES, MAX_DETECTIONS, PipelineError, RunnerSpec, Sensor,
-    load_pipeline,
+    load_pipeline, load_pipeline_on,
 };
 use cadence_models::camera::{self, Normalisation, RgbFrame};
 use cadence_models::detect::{self, Detection};
 use cadence_models::lidar::POINTPILLARS_GRID;
 use cadence_models::nms::TopK;
-use cadence_runtime::engine::Engine;
+use cadence_runtime::engine::{Engine, EngineError};
 use cadence_runtime::package::{AlignedBytes, Package};
 use cadence_scheduler::executive::Mode;
+use cadence_scheduler::host::{JobFailed, JobRunner};
 use common::{camera_spec, job, lidar_spec, packages};
 
 fn read_npy<T: npyz::Deserialize>(path: &Path) -> (Vec<u64>, Vec<T>) {
@@ -308,4 +312,66 @@ fn a_task_without_models_spins_for_its_budget() {
     assert!(start.elapsed() >= budget);
     assert_eq!(pipeline.counters().completed, 1);
     assert_eq!(pipeline.recorded_frames(), 0);
+}
+
+/// The CPU backend with a switch that makes the next run fail, as a device fault would.
+struct FaultyBackend {
+    fail_next: Arc<AtomicBool>,
+}
+
+impl Accelerator for FaultyBackend {
+    fn name(&self) -> &'static str {
+        "faulty-cpu"
+    }
+    fn prepare(&mut self, plan: &Plan<'_>) -> Result<(), BackendError> {
+        CpuBackend.prepare(plan)
+    }
+    fn run(&mut self, plan: &Plan<'_>, arena: &mut [u8]) -> Result<(), BackendError> {
+        if self.fail_next.swap(false, Ordering::SeqCst) {
+            return Err(BackendError::fault(self.name(), &"injected fault"));
+        }
+        CpuBackend.run(plan, arena)
+    }
+}
+
+#[test]
+fn a_backend_fault_fails_its_frame_only() {
+    let fail_next = Arc::new(AtomicBool::new(false));
+    let backends = |_: &Package<'_>| {
+        Ok(FaultyBackend {
+            fail_next: Arc::clone(&fail_next),
+        })
+    };
+    let mut pipeline = load_pipeline_on(&camera_spec(), &backends).unwrap();
+    pipeline.run_job(&job(0, Mode::Primary)).unwrap();
+    let good = pipeline.camera_detections().to_vec();
+
+    fail_next.store(true, Ordering::SeqCst);
+    assert_eq!(
+        JobRunner::run(&mut pipeline, &job(1, Mode::Primary)),
+        Err(JobFailed)
+    );
+    assert!(
+        matches!(
+            pipeline.last_fault(),
+            Some(FrameFault::Engine(EngineError::Backend(
+                BackendError::Fault { .. }
+            )))
+        ),
+        "{:?}",
+        pipeline.last_fault()
+    );
+    assert_eq!(
+        pipeline.camera_detections(),
+        good.as_slice(),
+        "a failed frame leaves the last good detections"
+    );
+
+    let frames = pipeline.recorded_frames() as u32;
+    JobRunner::run(&mut pipeline, &job(frames, Mode::Primary)).unwrap();
+    assert_eq!(pipeline.camera_detections(), good.as_slice());
+    let counters = pipeline.counters();
+    assert_eq!(counters.failures.engine, 1);
+    assert_eq!(counters.failures.total(), 1);
+    assert_eq!(counters.completed, 2);
 }
