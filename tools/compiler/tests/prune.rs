@@ -413,6 +413,31 @@ fn a_reshape_consumer_is_named_in_the_error() {
     );
 }
 
+/// Weights made by a node (the onnx "light" zoo models make theirs with
+/// ConstantOfShape) are not filters the pruner can rank or slice.
+#[test]
+fn computed_weights_are_listed_with_the_reason() {
+    let model = OnnxBuilder::new()
+        .input("x", &[1, 3, 8, 8])
+        .initializer("w.source", &[4, 3, 1, 1], values(1, 12))
+        .node("Identity", &["w.source"], &["w"], &[])
+        .node("Conv", &["x", "w"], &["c"], &[])
+        .node("Relu", &["c"], &["y"], &[])
+        .output("y");
+    let err = prune(&model.to_bytes(), &options(0.5)).expect_err("nothing to prune");
+    let PruneError::NothingPrunable(layers) = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(layers.len(), 1);
+    assert_eq!(layers[0].layer, "Conv_1");
+    assert!(
+        layers[0]
+            .reason
+            .contains("`w` is computed, not an initializer"),
+        "{err}"
+    );
+}
+
 #[test]
 fn the_pillar_feature_net_has_nothing_to_prune() {
     let err = prune(&read("models/lidar/pfn.onnx"), &options(0.5)).expect_err("one conv");

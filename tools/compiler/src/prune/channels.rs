@@ -415,17 +415,25 @@ impl Walk<'_> {
         let weights_problem = self
             .unsliceable(weight)
             .or_else(|| bias.and_then(|b| self.unsliceable(b)));
-        let Some(w) = self.initializers.get(weight.as_str()).copied() else {
-            return Outcome::Blocks(reached(label, &node.op_type, "whose weights are computed"));
+        let w_dims = match self.initializers.get(weight.as_str()) {
+            Some(w) => Some(w.dims.iter().map(|&d| d as usize).collect()),
+            None => self.shape(weight),
         };
-        if w.dims.len() < 3 {
+        let Some(w_dims) = w_dims else {
+            return Outcome::Blocks(reached(
+                label,
+                &node.op_type,
+                "whose weights have an unknown shape",
+            ));
+        };
+        if w_dims.len() < 3 {
             return Outcome::Blocks(reached(
                 label,
                 &node.op_type,
                 "whose weights are not a filter bank",
             ));
         }
-        let (w_in, w_out) = (w.dims[in_axis] as usize, w.dims[out_axis] as usize);
+        let (w_in, w_out) = (w_dims[in_axis], w_dims[out_axis]);
         let input_layout = self.layout(x);
 
         if group == 1 {

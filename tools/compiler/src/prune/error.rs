@@ -42,7 +42,7 @@ pub enum PruneError {
     },
     /// tract could not load or analyse the model to prune.
     #[error("cannot analyse the model: {0}")]
-    Import(#[source] CompileError),
+    Import(CompileError),
     /// No channel group could be pruned.
     #[error("nothing to prune: {}", describe(.0))]
     NothingPrunable(Vec<NotPruned>),
