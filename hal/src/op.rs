@@ -19,6 +19,11 @@ use crate::shape::{MAX_RANK, Shape, broadcast};
 /// `C/groups * kh * kw * IM2COL_TILE` floats whatever the image size.
 pub const IM2COL_TILE: usize = 256;
 
+/// Columns (whole rows of W) of the tile [`Op::PointwiseConvMax`] computes before
+/// reducing it. Bounds its scratch to `M * POOLED_TILE` floats (more only when one row
+/// of W is longer), small enough to stay in L2 between the product and the max.
+pub const POOLED_TILE: usize = 512;
+
 /// An activation applied element-wise, alone or fused after a conv or matmul.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Activation {
@@ -382,6 +387,16 @@ pub enum Op {
     /// Plain copy between tensors of equal element count (a reshape that cannot alias,
     /// e.g. a constant that is also a model output).
     Copy,
+    /// A 1×1 convolution (stride 1, no padding, one group) whose activated output is
+    /// max-reduced over the whole W axis. Inputs: data `[N,C,H,W]`, weights
+    /// `[M,C,1,1]`, optional bias `[M]`; output `[N,M,H,1]`. It is a pillar feature
+    /// net's "linear layer, then max over the points" (`W` = points per pillar) in one
+    /// pass, so the `[N,M,H,W]` activation, by far the largest tensor of such a model,
+    /// never reaches memory.
+    PointwiseConvMax {
+        /// Activation applied to every element before the max.
+        activation: Activation,
+    },
 }
 
 /// Why a step is not a valid use of its op.
@@ -452,6 +467,7 @@ impl Op {
             Self::Softmax { .. } => 13,
             Self::Reduce { .. } => 14,
             Self::Copy => 15,
+            Self::PointwiseConvMax { .. } => 16,
         }
     }
 
@@ -473,6 +489,7 @@ impl Op {
             Self::Softmax { .. } => "softmax",
             Self::Reduce { .. } => "reduce",
             Self::Copy => "copy",
+            Self::PointwiseConvMax { .. } => "pointwise_conv_max",
         }
     }
 
@@ -501,7 +518,9 @@ impl Op {
                 w[14] = output_padding[0] as u32;
                 w[15] = output_padding[1] as u32;
             }
-            Self::MatMul { activation } | Self::Unary(activation) => {
+            Self::MatMul { activation }
+            | Self::Unary(activation)
+            | Self::PointwiseConvMax { activation } => {
                 w[0..3].copy_from_slice(&activation.encode());
             }
             Self::Binary(kind) => w[0] = kind as u32,
@@ -636,6 +655,9 @@ impl Op {
                 axis: u(1),
             },
             15 => Self::Copy,
+            16 => Self::PointwiseConvMax {
+                activation: Activation::decode(&w[0..3])?,
+            },
             other => return Err(OpError::UnknownOp(other)),
         })
     }
@@ -679,6 +701,12 @@ impl Op {
                     k * cols * 4
                 }
             }
+            Self::PointwiseConvMax { .. } => {
+                let (Some(x), Some(w)) = (inputs.first(), inputs.get(1)) else {
+                    return 0;
+                };
+                w.dim(0) * pooled_tile_rows(x.dim(2), x.dim(3)) * x.dim(3) * 4
+            }
             _ => 0,
         }
     }
@@ -690,6 +718,9 @@ impl Op {
         let taps = |s: Option<&Shape>| s.map_or(0, |w| w.dim(1) * w.dim(2) * w.dim(3)) as u64;
         match self {
             Self::Conv2d { .. } => output.volume() as u64 * taps(inputs.get(1)),
+            Self::PointwiseConvMax { .. } => {
+                volume(inputs.first()) * inputs.get(1).map_or(0, |w| w.dim(0)) as u64
+            }
             Self::ConvTranspose2d { .. } => volume(inputs.first()) * taps(inputs.get(1)),
             Self::MatMul { .. } => {
                 let k = inputs
@@ -907,6 +938,23 @@ impl Op {
                     "copy between different element counts",
                 )?;
             }
+            Self::PointwiseConvMax { .. } => {
+                let (x, w) = (need(0)?, need(1)?);
+                ensure(
+                    x.rank() == 4 && w.rank() == 4,
+                    "pointwise_conv_max needs 4-D data and weights",
+                )?;
+                ensure(
+                    w.dims()[1..] == [x.dim(1), 1, 1],
+                    "pointwise_conv_max weights must be [M, C, 1, 1]",
+                )?;
+                ensure(x.dim(3) > 0, "pointwise_conv_max over an empty W axis")?;
+                check_bias(present[2], &inputs[2], w.dim(0))?;
+                ensure(
+                    out.dims() == [x.dim(0), w.dim(0), x.dim(2), 1],
+                    "pointwise_conv_max output shape",
+                )?;
+            }
         }
         let needed = self.scratch_bytes(&inputs[..], out);
         if scratch_bytes < needed {
@@ -914,6 +962,12 @@ impl Op {
         }
         Ok(())
     }
+}
+
+/// Rows of H one [`Op::PointwiseConvMax`] tile covers: as many whole rows of `w` as
+/// fit [`POOLED_TILE`] columns, at least one, at most `h`.
+pub fn pooled_tile_rows(h: usize, w: usize) -> usize {
+    (POOLED_TILE / w.max(1)).clamp(1, h.max(1))
 }
 
 fn nonzero(v: usize, why: &'static str) -> Result<usize, OpError> {
@@ -993,6 +1047,9 @@ mod tests {
             axis: 3,
         });
         roundtrip(Op::Copy);
+        roundtrip(Op::PointwiseConvMax {
+            activation: Activation::Relu,
+        });
     }
 
     #[test]

@@ -3,6 +3,9 @@
 //! - a per-channel affine (BatchNorm lowered to `Mul` then `Add` by constants) right
 //!   after a conv or matmul is folded into its weights and bias;
 //! - an activation right after a conv or matmul runs inside its store loop;
+//! - a pointwise conv whose only reader is a max pool over the whole W axis (a pillar
+//!   feature net's max over the points) becomes one [`Op::PointwiseConvMax`], so the
+//!   conv's full-size output is never written;
 //! - nodes whose results no output needs are dropped;
 //! - an output that is a model input or a constant (or one already claimed by another
 //!   output) gets its own buffer through an explicit copy.
@@ -14,7 +17,7 @@ use crate::graph::{Graph, ValueId, ValueKind};
 /// Applies every rewrite until none applies.
 pub fn optimise(graph: &mut Graph) {
     eliminate_dead(graph);
-    while fold_affine(graph) || fuse_activation(graph) {}
+    while fold_affine(graph) || fuse_activation(graph) || fuse_max_over_w(graph) {}
     eliminate_dead(graph);
     give_outputs_their_own_buffers(graph);
 }
@@ -208,6 +211,46 @@ fn fuse_activation(graph: &mut Graph) -> bool {
             _ => false,
         };
         if fused {
+            absorb(graph, producer, consumer);
+            return true;
+        }
+    }
+    false
+}
+
+/// Whether `op` is a max pool that reduces `[N, C, H, W]` over all of W and nothing
+/// else: kernel `[1, W]`, no padding, stride 1 along H.
+fn is_max_over_w(op: &Op, input_w: usize) -> bool {
+    matches!(op, Op::MaxPool2d(win)
+        if win.kernel == [1, input_w] && win.pads == [0; 4] && win.stride[0] == 1)
+}
+
+fn fuse_max_over_w(graph: &mut Graph) -> bool {
+    for consumer in 0..graph.nodes.len() {
+        let input = graph.nodes[consumer].inputs[0];
+        let Some(&input_w) = graph.values[input].shape.get(3) else {
+            continue;
+        };
+        if !is_max_over_w(&graph.nodes[consumer].op, input_w) {
+            continue;
+        }
+        let Some(producer) = sole_producer_with_one_reader(graph, input) else {
+            continue;
+        };
+        let fusable = match graph.nodes[producer].op {
+            Op::Conv2d {
+                groups: 1,
+                window,
+                activation,
+            } => {
+                let w_shape = &graph.values[graph.nodes[producer].inputs[1]].shape;
+                (w_shape[2..] == [1, 1] && window.stride == [1, 1] && window.pads == [0; 4])
+                    .then_some(activation)
+            }
+            _ => None,
+        };
+        if let Some(activation) = fusable {
+            graph.nodes[producer].op = Op::PointwiseConvMax { activation };
             absorb(graph, producer, consumer);
             return true;
         }

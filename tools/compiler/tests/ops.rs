@@ -5,7 +5,9 @@
 mod common;
 
 use cadence_compiler::onnx_build::{Attr, OnnxBuilder};
-use common::{check, values};
+use cadence_hal::op::Op;
+use cadence_runtime::package::Package;
+use common::{assert_matches_reference, check, compile, package_bytes, values};
 use proptest::prelude::*;
 
 fn cfg() -> ProptestConfig {
@@ -147,6 +149,43 @@ proptest! {
         model = if constant { model.initializer("b", b, b_values) } else { model.input("b", b) };
         let model = model.node(name, &["a", "b"], &["y"], &[]).output("y");
         check(&model);
+    }
+
+    /// A pillar feature net's "linear, BatchNorm, ReLU, max over the points" fuses into
+    /// one step whatever the sizes; a max pool that leaves part of W unreduced, or a conv
+    /// with a second reader, does not.
+    #[test]
+    fn pointwise_conv_then_max_over_points(
+        c in 1usize..10, m in 1usize..20, pillars in 1usize..40, points in 1usize..40,
+        whole in any::<bool>(), second_reader in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let pos = |s: u64| values(s, m).iter().map(|v| v.abs() + 0.5).collect::<Vec<_>>();
+        let kernel = if whole { points } else { points.div_ceil(2) };
+        let mut model = OnnxBuilder::new()
+            .input("x", &[1, c, pillars, points])
+            .initializer("w", &[m, c, 1, 1], values(seed, m * c))
+            .initializer("g", &[m], pos(seed + 1))
+            .initializer("beta", &[m], values(seed + 2, m))
+            .initializer("mean", &[m], values(seed + 3, m))
+            .initializer("var", &[m], pos(seed + 4))
+            .node("Conv", &["x", "w"], &["c"], &[])
+            .node("BatchNormalization", &["c", "g", "beta", "mean", "var"], &["bn"], &[])
+            .node("Relu", &["bn"], &["r"], &[])
+            .node("MaxPool", &["r"], &["y"], &[("kernel_shape", ints(&[1, kernel]))])
+            .output("y");
+        if second_reader {
+            model = model.output("r");
+        }
+        let compiled = compile(&model);
+        assert_matches_reference(&compiled);
+        let bytes = package_bytes(&compiled);
+        let pkg = Package::parse(bytes.as_slice()).expect("package parses");
+        let ops: Vec<&str> = pkg.plan().steps.iter()
+            .map(|s| Op::decode(s).expect("op decodes").name())
+            .collect();
+        let fused = kernel == points && !second_reader;
+        prop_assert_eq!(ops.contains(&"pointwise_conv_max"), fused, "{:?}", ops);
+        prop_assert_eq!(ops.contains(&"max_pool2d"), !fused, "{:?}", ops);
     }
 
     #[test]

@@ -10,14 +10,26 @@
 //!   [`IM2COL_TILE`](crate::op::IM2COL_TILE) output columns at a time so the scratch
 //!   stays small whatever the image size, written directly in the GEMM's panel order
 //!   so the product reads it contiguously.
+//! - **Pointwise, then max over W** ([`Op::PointwiseConvMax`](crate::op::Op)): the
+//!   pointwise GEMM one tile of whole W rows at a time into the step's scratch, each
+//!   tile reduced to its row maxima while it is still in cache.
 //! - **Transposed**: one GEMM per kernel tap (`Wᵀ_tap [M, C] × X [C, H·W]`) whose
 //!   tiles are scatter-added into the output (no scratch is reserved for it), then
 //!   the activation in one pass.
 
-use crate::op::{Activation, IM2COL_TILE, Window};
+use crate::op::{Activation, IM2COL_TILE, Window, pooled_tile_rows};
 use crate::shape::Shape;
 
 use super::gemm::{Bias, Lhs, NR, Path, Rhs, Sink, Store, gemm};
+use super::normalize::lane_max;
+
+/// The window of a 1×1, stride-1, unpadded convolution.
+pub const UNIT_WINDOW: Window = Window {
+    kernel: [1, 1],
+    stride: [1, 1],
+    dilation: [1, 1],
+    pads: [0; 4],
+};
 
 /// The operands of a convolution step.
 pub struct ConvArgs<'a> {
@@ -104,6 +116,44 @@ fn pointwise(path: Path, p: &ConvArgs<'_>, y: &mut [f32]) {
                 act: p.activation,
             };
             gemm(path, mg, hw, cg, lhs, rhs, &mut store);
+        }
+    }
+}
+
+/// `PointwiseConvMax`: `y[b, m, h] = max over w of act(bias[m] + Σ_c W[m, c] · x[b, c, h, w])`.
+pub fn pointwise_max(path: Path, p: &ConvArgs<'_>, y: &mut [f32], scratch: &mut [f32]) {
+    let [n, c, h, w] = dims4(p.x_shape);
+    let m = p.w_shape.dim(0);
+    let (hw, rows) = (h * w, pooled_tile_rows(h, w));
+    if m * hw == 0 {
+        return;
+    }
+    let lhs = Lhs {
+        a: p.w,
+        rs: c,
+        cs: 1,
+    };
+    for b in 0..n {
+        let (x, out) = (&p.x[b * c * hw..], &mut y[b * m * h..][..m * h]);
+        for h0 in (0..h).step_by(rows) {
+            let cols = rows.min(h - h0) * w;
+            let tile = &mut scratch[..m * cols];
+            let mut store = Store {
+                c: tile,
+                ldc: cols,
+                bias: bias_rows(p.bias, 0, m),
+                act: p.activation,
+            };
+            let rhs = Rhs::RowMajor {
+                b: &x[h0 * w..],
+                ld: hw,
+            };
+            gemm(path, m, cols, c, lhs, rhs, &mut store);
+            for (channel, activated) in out.chunks_exact_mut(h).zip(tile.chunks_exact(cols)) {
+                for (o, points) in channel[h0..].iter_mut().zip(activated.chunks_exact(w)) {
+                    *o = lane_max(points);
+                }
+            }
         }
     }
 }
@@ -390,21 +440,36 @@ struct ScatterAdd<'a> {
     stride: [usize; 2],
     dy: isize,
     dx: isize,
+    /// The input columns `ix` whose output column `ix·sw + dx` is inside the output.
+    cols_inside: (usize, usize),
 }
 
 impl Sink for ScatterAdd<'_> {
+    /// Walks the tile one input-row run at a time, so the row and column of each
+    /// element come from one division per tile rather than one per element, and each
+    /// run is added to its output row as one (strided) slice.
     fn tile(&mut self, i0: usize, j0: usize, rows: &[[f32; NR]], nr: usize, _: bool, _: bool) {
         let plane = self.oh * self.ow;
-        for (r, acc) in rows.iter().enumerate() {
-            let out = &mut self.out[(i0 + r) * plane..][..plane];
-            for (jj, &v) in acc[..nr].iter().enumerate() {
-                let j = j0 + jj;
-                let oy = ((j / self.in_w) * self.stride[0]) as isize + self.dy;
-                let ox = ((j % self.in_w) * self.stride[1]) as isize + self.dx;
-                if oy >= 0 && (oy as usize) < self.oh && ox >= 0 && (ox as usize) < self.ow {
-                    out[oy as usize * self.ow + ox as usize] += v;
+        let [sh, sw] = self.stride;
+        let (mut iy, mut ix) = (j0 / self.in_w, j0 % self.in_w);
+        let mut jj = 0;
+        while jj < nr {
+            let run = (self.in_w - ix).min(nr - jj);
+            let oy = (iy * sh) as isize + self.dy;
+            let lo = ix.max(self.cols_inside.0);
+            let hi = (ix + run).min(self.cols_inside.1);
+            if oy >= 0 && (oy as usize) < self.oh && lo < hi {
+                let first_ox = ((lo * sw) as isize + self.dx) as usize;
+                let src = jj + (lo - ix)..jj + (hi - ix);
+                for (r, acc) in rows.iter().enumerate() {
+                    let row = &mut self.out[(i0 + r) * plane + oy as usize * self.ow..][..self.ow];
+                    let dst = row[first_ox..].iter_mut().step_by(sw);
+                    dst.zip(&acc[src.clone()]).for_each(|(o, &v)| *o += v);
                 }
             }
+            jj += run;
+            ix = 0;
+            iy += 1;
         }
     }
 }
@@ -444,6 +509,12 @@ pub fn conv_transpose2d(path: Path, p: &ConvArgs<'_>, y: &mut [f32], y_shape: &S
                         stride: p.window.stride,
                         dy: (ky * dh) as isize - pt,
                         dx: (kx * dw) as isize - pl,
+                        cols_inside: valid_range(
+                            w,
+                            p.window.stride[1],
+                            (kx * dw) as isize - pl,
+                            ow,
+                        ),
                     };
                     gemm(
                         path,
@@ -633,6 +704,62 @@ mod tests {
         assert_close(&got, &reference_deconv(cs, &x, &wt, &bias, oh, ow), 1e-4);
     }
 
+    /// Runs [`Op::PointwiseConvMax`] on both paths and checks it against the direct
+    /// conv reference reduced over W, and against `Conv2d` then `MaxPool2d`.
+    fn check_pointwise_max(
+        n: usize,
+        c: usize,
+        m: usize,
+        [h, w]: [usize; 2],
+        bias: bool,
+        act: Activation,
+        seed: u64,
+    ) {
+        let cs = Case {
+            n,
+            c,
+            hw: [h, w],
+            m,
+            k: [1, 1],
+            groups: 1,
+            win: super::UNIT_WINDOW,
+            bias,
+            act,
+            seed,
+        };
+        let (x_shape, w_shape) = (shape(&[n, c, h, w]), shape(&[m, c, 1, 1]));
+        let x = data(seed, x_shape.volume());
+        let wt = data(seed ^ 1, w_shape.volume());
+        let b = data(seed ^ 2, m);
+        let mut inputs: Vec<(&[f32], Shape)> = vec![(&x, x_shape), (&wt, w_shape)];
+        if bias {
+            inputs.push((&b, shape(&[m])));
+        }
+        let op = Op::PointwiseConvMax { activation: act };
+        let got = run_both(&op, &inputs, &shape(&[n, m, h, 1]));
+        let want: Vec<f32> = reference_conv(&cs, &x, &wt, &b, h, w)
+            .chunks(w)
+            .map(|points| points.iter().copied().fold(f32::NEG_INFINITY, f32::max))
+            .collect();
+        assert_close(&got, &want, 1e-4);
+        let conv = Op::Conv2d {
+            groups: 1,
+            window: super::UNIT_WINDOW,
+            activation: act,
+        };
+        let full = run_both(&conv, &inputs, &shape(&[n, m, h, w]));
+        let pool = Op::MaxPool2d(Window {
+            kernel: [1, w],
+            ..super::UNIT_WINDOW
+        });
+        let pooled = run_both(
+            &pool,
+            &[(&full, shape(&[n, m, h, w]))],
+            &shape(&[n, m, h, 1]),
+        );
+        assert_close(&got, &pooled, 1e-5);
+    }
+
     fn window() -> impl Strategy<Value = Window> {
         (
             [1usize..3, 1usize..3],
@@ -685,6 +812,16 @@ mod tests {
                 n, c: cg * groups, hw: [h, w], m: mg * groups, k: [1, 1], groups, win, bias,
                 act: activation(act), seed,
             });
+        }
+
+        /// The fused pointwise conv + max over W equals the two ops it replaces, over
+        /// several scratch tiles, single-column rows and ragged GEMM tails.
+        #[test]
+        fn pointwise_max_matches_conv_then_max_pool(
+            n in 1usize..3, c in 1usize..20, m in 1usize..14, h in 1usize..40,
+            w in 1usize..70, bias in any::<bool>(), act in any::<u8>(), seed in any::<u64>(),
+        ) {
+            check_pointwise_max(n, c, m, [h, w], bias, activation(act), seed);
         }
 
         #[test]
@@ -787,6 +924,14 @@ mod tests {
             },
             [0, 0],
         );
+    }
+
+    #[test]
+    fn pointwise_max_handles_rows_longer_than_a_tile_and_pillar_shapes() {
+        use crate::op::POOLED_TILE;
+        check_pointwise_max(1, 3, 5, [3, POOLED_TILE + 37], true, Activation::Relu, 12);
+        // A pillar feature net: 9 features, 64 channels, 32 points per pillar.
+        check_pointwise_max(1, 9, 64, [45, 32], true, Activation::Relu, 13);
     }
 
     /// Throughput of the conv shapes that dominate the target models. Run with

@@ -95,6 +95,12 @@ fn run_with(path: Path, op: &Op, io: StepIo<'_>, inputs: &[Shape; MAX_STEP_INPUT
         Op::Softmax { axis } => normalize::softmax(x0, &inputs[0], axis, y),
         Op::Reduce { kind, axis } => normalize::reduce(kind, x0, &inputs[0], axis, y),
         Op::Copy => layout::copy(x0, y),
+        Op::PointwiseConvMax { activation } => conv::pointwise_max(
+            path,
+            &conv_args(1, conv::UNIT_WINDOW, activation),
+            y,
+            scratch,
+        ),
     }
 }
 
