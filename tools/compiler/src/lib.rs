@@ -5,6 +5,10 @@
 //! activations into convs, dead code out) → [`emit`] (memory plan, tensor and step
 //! tables, validated) → test vectors from the [`reference`](mod@reference) → a
 //! [`PackageBuilder`].
+//!
+//! Beside the pipeline: [`spec`] reads problem specs (the tensors a task's model must
+//! take and give back) and checks packages against them; [`placeholder`] builds a
+//! package that implements a spec before any model exists.
 
 pub mod emit;
 pub mod error;
@@ -13,9 +17,11 @@ pub mod graph;
 pub mod import;
 pub mod lower;
 pub mod onnx_build;
+pub mod placeholder;
 pub mod planner;
 pub mod prune;
 pub mod reference;
+pub mod spec;
 
 use std::collections::HashMap;
 use std::path::Path;
