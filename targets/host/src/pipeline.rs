@@ -40,9 +40,8 @@ use cadence_scheduler::executive::{Dispatch, Mode};
 use cadence_scheduler::host::{JobFailed, JobRunner};
 use thiserror::Error;
 
-pub use camera::CameraPipeline;
-pub use lidar::LidarPipeline;
-pub use model::Model;
+use camera::CameraPipeline;
+use lidar::LidarPipeline;
 
 /// What a task runs: its model chain, degrade chain, sensor and budget.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -298,8 +297,11 @@ pub trait BackendFactory<B> {
     fn backend(&self, package: &Package<'_>) -> Result<B, String>;
 }
 
-/// Cadence's own kernels: the frame path's backend.
-impl BackendFactory<CpuBackend> for () {
+/// Cadence's own kernels, the frame path's backend, for every package.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuBackends;
+
+impl BackendFactory<CpuBackend> for CpuBackends {
     fn backend(&self, _: &Package<'_>) -> Result<CpuBackend, String> {
         Ok(CpuBackend)
     }
@@ -327,7 +329,7 @@ pub struct Pipeline<B = CpuBackend> {
 
 /// Loads `spec` on the CPU backend.
 pub fn load_pipeline(spec: &RunnerSpec) -> Result<Pipeline, PipelineError> {
-    load_pipeline_on(spec, &())
+    load_pipeline_on(spec, &CpuBackends)
 }
 
 /// Loads `spec` as a boxed job runner for [`cadence_scheduler::host::run`]. Use

@@ -131,7 +131,9 @@ pub struct LidarPipeline<B> {
     backbones: Vec<Backbone<B>>,
     primary: Chain,
     fallback: Option<Chain>,
-    /// The pillariser's cell → pillar table, all zero between frames.
+    /// The pillariser's cell → pillar table. A `CellIndex` borrows it for one frame
+    /// (zeroing it again: a 256 KB fill, far below a frame's cost) so the pipeline
+    /// owns it without borrowing itself.
     cells: Vec<u32>,
     /// Pillar `(row, col)` of the last sweep.
     coords: Vec<i32>,
