@@ -122,6 +122,25 @@ fn pointwise(path: Path, p: &ConvArgs<'_>, y: &mut [f32]) {
 
 /// `PointwiseConvMax`: `y[b, m, h] = max over w of act(bias[m] + Σ_c W[m, c] · x[b, c, h, w])`.
 pub fn pointwise_max(path: Path, p: &ConvArgs<'_>, y: &mut [f32], scratch: &mut [f32]) {
+    match path {
+        // SAFETY: `Path::Avx2` is only produced by `Path::detect`, which checked that the
+        // CPU supports AVX2 and FMA (or that the build requires them).
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 => unsafe { pointwise_max_avx2(p, y, scratch) },
+        _ => pointwise_max_tiles(path, p, y, scratch),
+    }
+}
+
+/// The same kernel compiled for 256-bit vectors, so the max over each row of W
+/// vectorises as wide as the product.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn pointwise_max_avx2(p: &ConvArgs<'_>, y: &mut [f32], scratch: &mut [f32]) {
+    pointwise_max_tiles(Path::Avx2, p, y, scratch);
+}
+
+#[inline(always)]
+fn pointwise_max_tiles(path: Path, p: &ConvArgs<'_>, y: &mut [f32], scratch: &mut [f32]) {
     let [n, c, h, w] = dims4(p.x_shape);
     let m = p.w_shape.dim(0);
     let (hw, rows) = (h * w, pooled_tile_rows(h, w));

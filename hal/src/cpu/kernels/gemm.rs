@@ -175,7 +175,8 @@ pub struct Store<'a> {
 }
 
 impl Sink for Store<'_> {
-    #[inline]
+    /// Always inlined, so the epilogue is compiled for the caller's vector width.
+    #[inline(always)]
     fn tile(
         &mut self,
         i0: usize,

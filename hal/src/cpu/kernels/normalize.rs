@@ -28,6 +28,7 @@ pub fn lane_sum(xs: &[f32]) -> f32 {
 }
 
 /// Maximum of `xs` with [`LANES`] independent accumulators (`-inf` when empty).
+#[inline]
 pub fn lane_max(xs: &[f32]) -> f32 {
     let mut acc = [f32::NEG_INFINITY; LANES];
     let mut chunks = xs.chunks_exact(LANES);
