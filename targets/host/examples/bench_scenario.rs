@@ -6,7 +6,9 @@
 //! cargo run --release -p cadence-host --example bench_scenario -- --frames 200
 //! ```
 //!
-//! The camera (`camera_det`) and lidar (`pfn` + `backbone`) tasks run under the
+//! First two package-less tasks (1 ms spinners every 10 ms, one per worker) measure
+//! the scheduler's own dispatch latency without model load. Then the camera
+//! (`camera_det`) and lidar (`pfn` + `backbone`) tasks run under the
 //! scheduler's host driver on two non-preemptive CPU workers, with periods sized from
 //! their measured job times (twice the lidar job; the camera period a whole fraction of
 //! it). Per task it reports dispatch latency (release → start on the worker, p50/p99)
@@ -146,20 +148,22 @@ struct HostSamples {
     misses: [u64; 2],
 }
 
-fn host_run(pipelines: &mut [Pipeline; 2], frames: usize) -> HostSamples {
-    let [camera, lidar] = pipelines;
-    let solo = |pipeline: &mut Pipeline| {
+/// Periods for the camera and lidar tasks: twice the slowest of a few lidar jobs, and
+/// the camera's a whole fraction of it of at least twice a camera job.
+fn model_periods(pipelines: &mut [Pipeline; 2]) -> [u64; 2] {
+    let slowest = |pipeline: &mut Pipeline| {
         let times = plain_loop(pipeline, 3);
         times.iter().copied().max().unwrap_or(0)
     };
-    let lidar_period = 2 * solo(lidar);
-    let per_lidar = (lidar_period / (2 * solo(camera)).max(1)).clamp(1, 64);
-    let camera_period = lidar_period / per_lidar;
-    println!(
-        "host run: camera period {}, lidar period {} ({per_lidar} camera frames per lidar frame)",
-        ms(camera_period),
-        ms(lidar_period)
-    );
+    let camera = slowest(&mut pipelines[0]);
+    let lidar_period = 2 * slowest(&mut pipelines[1]);
+    let per_lidar = (lidar_period / (2 * camera).max(1)).clamp(1, 64);
+    [lidar_period / per_lidar, lidar_period]
+}
+
+/// Runs `pipelines` as tasks 0 and 1 on workers `cpu0` and `cpu1` with `periods`
+/// (deadline = period, skip-next on overrun) until `releases` jobs were released.
+fn host_run(pipelines: &mut [Pipeline; 2], periods: [u64; 2], releases: u64) -> HostSamples {
     let accelerator = |name: &str| AcceleratorSpec {
         name: task::name(name),
         preemptive: false,
@@ -177,8 +181,8 @@ fn host_run(pipelines: &mut [Pipeline; 2], frames: usize) -> HostSamples {
     let set = TaskSet::new(
         &[accelerator("cpu0"), accelerator("cpu1")],
         &[
-            spec("camera", 0, camera_period, 2),
-            spec("lidar", 1, lidar_period, 1),
+            spec(pipelines[0].task(), 0, periods[0], 2),
+            spec(pipelines[1].task(), 1, periods[1], 1),
         ],
     )
     .expect("task set");
@@ -204,12 +208,11 @@ fn host_run(pipelines: &mut [Pipeline; 2], frames: usize) -> HostSamples {
             None => samples.misses[task] += 1,
         }
     };
-    // Enough releases that the slower task gets `frames` frames.
-    let releases = (frames as u64 + 1) * (per_lidar + 1);
+    let [first, second] = pipelines;
     host::run(
         &set,
         &table,
-        &mut [camera as &mut dyn JobRunner, lidar],
+        &mut [first as &mut dyn JobRunner, second],
         &StdClock::default(),
         &HostConfig {
             stop: Stop::Frames(releases),
@@ -221,8 +224,76 @@ fn host_run(pipelines: &mut [Pipeline; 2], frames: usize) -> HostSamples {
     samples
 }
 
+/// A package-less task spinning `budget`.
+fn spinner(task: &str, budget: Duration) -> Pipeline {
+    load_pipeline(&RunnerSpec {
+        task: task.into(),
+        packages: Vec::new(),
+        fallback: Vec::new(),
+        sensor: Sensor::None,
+        budget_ns: budget.as_nanos() as u64,
+    })
+    .expect("spinner")
+}
+
+fn print_header() {
+    println!(
+        "\n{:<7} {:>7} | {:>10} {:>10} | {:>10} {:>9} {:>6} | {:>10} {:>9} | {:>10} {:>9}",
+        "task",
+        "frames",
+        "disp p50",
+        "disp p99",
+        "resp p50",
+        "p99.9/50",
+        "missed",
+        "cpu p50",
+        "p99.9/50",
+        "tract p50",
+        "p99.9/50"
+    );
+}
+
+/// One table row; loops without samples print as `-`.
+fn print_row(task: &str, host: &mut HostSamples, t: usize, cpu: &mut [u64], tract: &mut [u64]) {
+    let dispatch = &mut host.dispatch[t];
+    dispatch.sort_unstable();
+    let (d50, d99) = if dispatch.is_empty() {
+        ("-".into(), "-".into())
+    } else {
+        (
+            us(percentile(dispatch, 50.0)),
+            us(percentile(dispatch, 99.0)),
+        )
+    };
+    let (r50, rj) = jitter(&mut host.response[t]);
+    let (c50, cj) = jitter(cpu);
+    let (t50, tj) = jitter(tract);
+    println!(
+        "{:<7} {:>7} | {:>10} {:>10} | {:>10} {:>9} {:>6} | {:>10} {:>9} | {:>10} {:>9}",
+        task,
+        host.response[t].len(),
+        d50,
+        d99,
+        r50,
+        rj,
+        host.misses[t],
+        c50,
+        cj,
+        t50,
+        tj
+    );
+}
+
 fn main() {
     let args = Args::parse();
+    let started = Instant::now();
+
+    // The scheduler alone: 1 ms spinners every 10 ms on each worker.
+    let period = Duration::from_millis(10);
+    let mut spinners = [spinner("spin0", period / 10), spinner("spin1", period / 10)];
+    let period_ns = period.as_nanos() as u64;
+    let mut idle = host_run(&mut spinners, [period_ns; 2], 2 * args.frames as u64);
+
     let specs = specs(&args.models);
     let load = |spec: &RunnerSpec| {
         load_pipeline(spec).unwrap_or_else(|e| {
@@ -231,8 +302,15 @@ fn main() {
         })
     };
     let mut pipelines = [load(&specs[0]), load(&specs[1])];
-    let started = Instant::now();
-    let mut host = host_run(&mut pipelines, args.frames);
+    let periods = model_periods(&mut pipelines);
+    println!(
+        "host run: camera period {}, lidar period {}",
+        ms(periods[0]),
+        ms(periods[1])
+    );
+    // Enough releases that the lidar task gets `frames` frames.
+    let releases = (args.frames as u64 + 1) * (periods[1] / periods[0] + 1);
+    let mut host = host_run(&mut pipelines, periods, releases);
     let mut cpu_loop: Vec<Vec<u64>> = pipelines
         .iter_mut()
         .map(|p| plain_loop(p, args.frames))
@@ -249,53 +327,18 @@ fn main() {
             .collect()
     };
 
-    println!(
-        "\n{:<7} {:>7} | {:>10} {:>10} | {:>10} {:>9} {:>6} | {:>10} {:>9} | {:>10} {:>9}",
-        "task",
-        "frames",
-        "disp p50",
-        "disp p99",
-        "resp p50",
-        "p99.9/50",
-        "missed",
-        "cpu p50",
-        "p99.9/50",
-        "tract p50",
-        "p99.9/50"
-    );
-    for (t, pipeline) in pipelines.iter().enumerate() {
-        let dispatch = &mut host.dispatch[t];
-        dispatch.sort_unstable();
-        let (d50, d99) = if dispatch.is_empty() {
-            ("-".into(), "-".into())
-        } else {
-            (
-                us(percentile(dispatch, 50.0)),
-                us(percentile(dispatch, 99.0)),
-            )
-        };
-        let (r50, rj) = jitter(&mut host.response[t]);
-        let (c50, cj) = jitter(&mut cpu_loop[t]);
-        let (t50, tj) = jitter(&mut tract_loop[t]);
-        println!(
-            "{:<7} {:>7} | {:>10} {:>10} | {:>10} {:>9} {:>6} | {:>10} {:>9} | {:>10} {:>9}",
-            pipeline.task(),
-            host.response[t].len(),
-            d50,
-            d99,
-            r50,
-            rj,
-            host.misses[t],
-            c50,
-            cj,
-            t50,
-            tj
-        );
+    print_header();
+    for (t, spinner) in spinners.iter().enumerate() {
+        print_row(spinner.task(), &mut idle, t, &mut [], &mut []);
+    }
+    for (t, (cpu, tract)) in cpu_loop.iter_mut().zip(&mut tract_loop).enumerate() {
+        print_row(pipelines[t].task(), &mut host, t, cpu, tract);
     }
     println!(
         "\ngoals: dispatch p99 <= 20 us; host response p99.9/p50 <= 1.10. \
          disp = release -> start on the worker; resp = release -> end (host executive); \
-         cpu / tract = the same pipeline in a plain loop. {:.0} s in all.",
-        Duration::as_secs_f64(&started.elapsed())
+         cpu / tract = the same pipeline in a plain loop; spin0/1 = 1 ms spinners every 10 ms \
+         (the scheduler without model load). {:.0} s in all.",
+        started.elapsed().as_secs_f64()
     );
 }
