@@ -15,6 +15,9 @@ use super::{
 };
 use crate::pipeline::Sensor;
 
+/// The values of `sensor`.
+const SENSORS: [&str; 3] = ["camera", "lidar", "none"];
+
 /// Checks scenario `text` (`path` names it in errors): its accelerators and tasks.
 pub(super) fn parse(
     path: &Path,
@@ -394,17 +397,15 @@ impl TaskChecker<'_> {
                 Some((p, path, family))
             }
         };
-        let sensor = match (&raw.sensor, &package) {
-            (Some(s), _) => match s.get_ref().as_str() {
-                kind @ ("camera" | "lidar" | "none") => kind,
-                other => {
-                    return Err(ScenarioError::BadSensor {
-                        at: self.at(s),
-                        task: self.name(),
-                        value: other.to_owned(),
-                    });
-                }
-            },
+        let sensor: &'static str = match (&raw.sensor, &package) {
+            (Some(s), _) => SENSORS
+                .into_iter()
+                .find(|kind| kind == s.get_ref())
+                .ok_or_else(|| ScenarioError::BadSensor {
+                    at: self.at(s),
+                    task: self.name(),
+                    value: s.get_ref().clone(),
+                })?,
             (None, Some((_, _, ModelFamily::Camera))) => "camera",
             (None, Some((_, _, ModelFamily::LidarBackbone | ModelFamily::LidarPfn))) => "lidar",
             (None, _) => "none",
@@ -418,11 +419,7 @@ impl TaskChecker<'_> {
                 return Err(ScenarioError::SensorWithoutPackage {
                     at: sensor_at,
                     task: self.name(),
-                    sensor: if sensor == "camera" {
-                        "camera"
-                    } else {
-                        "lidar"
-                    },
+                    sensor,
                 });
             }
             self.refuse_key(
