@@ -34,6 +34,10 @@ enum Command {
     Bench(commands::bench::Args),
     /// Remove conv output channels (structured pruning) and report MACs, latency, deviation.
     Prune(commands::prune::Args),
+    /// Build a package that implements a problem spec (seeded outputs), before a model exists.
+    Placeholder(commands::placeholder::Args),
+    /// Tell whether a package implements a problem spec, and list every difference.
+    CheckSpec(commands::check_spec::Args),
     /// Check a scenario's schedulability: worst-case response time of every task.
     Schedule(commands::schedule::Args),
     /// Simulate a scenario on a simulated clock from the critical instant; write the trace.
@@ -53,6 +57,8 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Prune(args) => commands::prune::run(args),
+        Command::Placeholder(args) => commands::placeholder::run(args),
+        Command::CheckSpec(args) => commands::check_spec::run(args),
         Command::Schedule(args) => commands::schedule::run(args),
         Command::Sim(args) => commands::sim::run(args),
         Command::RunScenario(args) => commands::run_scenario::run(args),

@@ -1,8 +1,10 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod check_spec;
 pub mod compile;
 pub mod inspect;
+pub mod placeholder;
 pub mod profile;
 pub mod prune;
 pub mod run;
