@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use toml_edit::{DocumentMut, Item, Value};
+use toml::{Table, Value};
 
 use super::PruneError;
 
@@ -41,12 +41,12 @@ pub struct PerLayer {
 impl PerLayer {
     /// Parses the TOML text of a per-layer file.
     pub fn from_toml(text: &str) -> Result<Self, PruneError> {
-        let doc: DocumentMut = text
+        let table: Table = text
             .parse()
             .map_err(|e| PruneError::PerLayer(format!("not valid TOML: {e}")))?;
         let mut rules = BTreeMap::new();
-        for (name, item) in doc.iter() {
-            rules.insert(name.to_owned(), parse_rule(name, item)?);
+        for (name, value) in &table {
+            rules.insert(name.clone(), parse_rule(name, value)?);
         }
         Ok(Self { rules })
     }
@@ -60,8 +60,8 @@ fn bad_entry(name: &str) -> PruneError {
 
 fn ratio_of(name: &str, value: &Value) -> Result<f64, PruneError> {
     let ratio = match value {
-        Value::Float(f) => *f.value(),
-        Value::Integer(i) => *i.value() as f64,
+        Value::Float(f) => *f,
+        Value::Integer(i) => *i as f64,
         _ => return Err(bad_entry(name)),
     };
     if !(0.0..1.0).contains(&ratio) {
@@ -73,17 +73,13 @@ fn ratio_of(name: &str, value: &Value) -> Result<f64, PruneError> {
     Ok(ratio)
 }
 
-fn parse_rule(name: &str, item: &Item) -> Result<LayerRule, PruneError> {
-    let fields: Vec<(&str, &Value)> = match item {
-        Item::Value(Value::String(s)) if s.value() == "skip" => return Ok(LayerRule::Skip),
-        Item::Value(Value::InlineTable(t)) => t.iter().collect(),
-        Item::Table(t) => t
-            .iter()
-            .map(|(k, v)| v.as_value().map(|v| (k, v)).ok_or_else(|| bad_entry(name)))
-            .collect::<Result<_, _>>()?,
-        Item::Value(v) => {
+fn parse_rule(name: &str, value: &Value) -> Result<LayerRule, PruneError> {
+    let fields = match value {
+        Value::String(s) if s == "skip" => return Ok(LayerRule::Skip),
+        Value::Table(t) => t,
+        Value::Float(_) | Value::Integer(_) => {
             return Ok(LayerRule::Prune {
-                ratio: Some(ratio_of(name, v)?),
+                ratio: Some(ratio_of(name, value)?),
                 multiple_of: 1,
             });
         }
@@ -92,7 +88,7 @@ fn parse_rule(name: &str, item: &Item) -> Result<LayerRule, PruneError> {
     let mut ratio = None;
     let mut multiple_of = 1;
     for (key, value) in fields {
-        match key {
+        match key.as_str() {
             "ratio" => ratio = Some(ratio_of(name, value)?),
             "multiple_of" => {
                 multiple_of = value
