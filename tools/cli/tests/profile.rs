@@ -152,13 +152,87 @@ fn one_package_prints_a_table_and_other_files_are_refused() {
         "one package: nothing to compare"
     );
 
-    let scenario = dir.path().join("scenario.toml");
-    std::fs::write(&scenario, "").expect("write");
-    let refused = cadence(&["profile", s(&scenario), "--out", s(&out)]);
+    let other = dir.path().join("model.onnx");
+    std::fs::write(&other, "").expect("write");
+    let refused = cadence(&["profile", s(&other), "--out", s(&out)]);
     assert!(!refused.status.success());
     let message = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        message.contains("scenario.toml") && message.contains(".cpk"),
+        message.contains("model.onnx") && message.contains(".cpk"),
         "{message}"
     );
+}
+
+#[test]
+fn a_scenario_is_run_on_the_host_and_every_frame_lands_in_the_report() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = dir.path().join("spin.toml");
+    // Package-free tasks run for their budget on the host's workers.
+    std::fs::write(
+        &scenario,
+        r#"
+[[accelerator]]
+name = "cpu0"
+preemptive = false
+
+[[task]]
+name = "camera"
+accelerator = "cpu0"
+period_ms = 20.0
+budget_ms = 2.0
+
+[[task]]
+name = "lidar"
+accelerator = "cpu0"
+period_ms = 40.0
+budget_ms = 4.0
+"#,
+    )
+    .expect("write");
+    let out = dir.path().join("report");
+    let table = ok(&[
+        "profile",
+        s(&scenario),
+        "--seconds",
+        "0.5",
+        "--out",
+        s(&out),
+    ]);
+    assert!(
+        table.contains("camera") && table.contains("release jitter"),
+        "{table}"
+    );
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("report.json")).expect("report.json"),
+    )
+    .expect("json");
+    let tasks = report["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 2);
+    let count = |t: &Value, key: &str| t[key].as_u64().unwrap();
+    let released: u64 = tasks.iter().map(|t| count(t, "released")).sum();
+    for t in tasks {
+        let ended = ["met", "late", "skipped", "failed"].map(|k| count(t, k));
+        assert_eq!(ended.iter().sum::<u64>(), count(t, "released"), "{t}");
+        assert!(count(t, "released") > 0);
+        assert!(t["wcrt_ms"].as_f64().unwrap() >= t["budget_ms"].as_f64().unwrap());
+    }
+    // The camera releases twice per lidar release.
+    let camera = count(&tasks[0], "released");
+    let lidar = count(&tasks[1], "released");
+    assert!(
+        camera == 2 * lidar || camera == 2 * lidar - 1,
+        "{camera} vs {lidar}"
+    );
+    let timeline = report["timeline"].as_array().unwrap();
+    assert!(!timeline.is_empty() && timeline.len() as u64 <= released);
+    assert_eq!(
+        timeline[0]["release_ms"].as_f64(),
+        Some(0.0),
+        "times count from the first release"
+    );
+    assert!(
+        report["layers"].as_array().unwrap().is_empty(),
+        "no packages, no layers"
+    );
+    assert!(out.join("report.html").exists());
 }

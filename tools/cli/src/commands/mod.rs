@@ -6,6 +6,7 @@ pub mod compile;
 pub mod inspect;
 pub mod placeholder;
 pub mod profile;
+pub mod profile_scenario;
 pub mod prune;
 pub mod run;
 pub mod run_scenario;

@@ -1,7 +1,8 @@
 //! `cadence profile`: the deadline profiler. Package mode runs each `.cpk` on the CPU
 //! backend frame after frame, timing every frame and every plan step, and writes the
 //! report (`report.json`, `report.html`) with the per-layer profile and, for several
-//! packages, the cost/latency comparison.
+//! packages, the cost/latency comparison. Given a scenario (`.toml`), it runs the
+//! scenario instead (see `profile_scenario`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,19 +16,27 @@ use cadence_runtime::stats::{Histogram, Summary};
 use comfy_table::Table;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::profile_scenario::{self, ScenarioProfile};
+use super::schedule::MeasureArgs;
 use super::{parse_package, read_package};
 use crate::backends;
 
 /// Arguments of `cadence profile`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Packages (.cpk) to profile. Several packages of one task (a model and its
-    /// pruned variants) are compared on cost against latency.
-    #[arg(required = true, value_name = "PKG.cpk")]
+    /// Packages (.cpk) to profile, or one scenario (.toml) to run. Several packages of
+    /// one task (a model and its pruned variants) are compared on cost against latency.
+    #[arg(required = true, value_name = "PKG.cpk|SCENARIO.toml")]
     inputs: Vec<PathBuf>,
-    /// Timed frames per package.
+    /// Timed frames per package (in scenario mode: per package of the per-layer
+    /// profile).
     #[arg(long, default_value_t = 200)]
     frames: usize,
+    /// Scenario mode: how long the scenario runs, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    #[command(flatten)]
+    measure: MeasureArgs,
     /// Untimed warm-up frames per package.
     #[arg(long, default_value_t = 5)]
     warmup: usize,
@@ -44,30 +53,54 @@ pub struct Args {
 }
 
 /// What profiling one package measured.
-struct PackageProfile {
+pub(super) struct PackageProfile {
     /// Nanoseconds per frame.
     latency: Histogram,
-    layers: LayerProfile,
-    pareto: ParetoPoint,
+    /// Time per plan step.
+    pub layers: LayerProfile,
+    /// Cost and latency.
+    pub pareto: ParetoPoint,
+}
+
+/// A progress bar over `len` frames, on stderr (hidden when that is not a terminal).
+pub(super) fn progress_bar(len: u64) -> Result<ProgressBar> {
+    Ok(ProgressBar::new(len).with_style(
+        ProgressStyle::with_template("{msg} {wide_bar} {pos}/{len} frames ({eta} left)")
+            .context("progress bar template")?,
+    ))
 }
 
 /// Runs `cadence profile`.
 pub fn run(args: Args) -> Result<ExitCode> {
+    if let [scenario] = args.inputs.as_slice()
+        && scenario.extension().is_some_and(|e| e == "toml")
+    {
+        let duration = std::time::Duration::try_from_secs_f64(args.seconds)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .with_context(|| format!("--seconds {} is not a positive duration", args.seconds))?;
+        return profile_scenario::run(&ScenarioProfile {
+            file: scenario,
+            duration,
+            layer_frames: args.frames,
+            warmup: args.warmup,
+            measure: &args.measure,
+            out: &args.out,
+            json: args.json,
+        });
+    }
     if let Some(other) = args
         .inputs
         .iter()
         .find(|p| p.extension().is_none_or(|e| e != "cpk"))
     {
         bail!(
-            "`{}` is not a package: `cadence profile` takes .cpk files (compile a model with `cadence compile`)",
+            "`{}` is not a package: `cadence profile` takes .cpk files (compile a model with `cadence compile`) or one scenario .toml",
             other.display()
         );
     }
     let frames = args.frames.max(1);
-    let progress = ProgressBar::new((frames * args.inputs.len()) as u64).with_style(
-        ProgressStyle::with_template("{msg} {wide_bar} {pos}/{len} frames ({eta} left)")
-            .context("progress bar template")?,
-    );
+    let progress = progress_bar((frames * args.inputs.len()) as u64)?;
     let mut profiles = Vec::with_capacity(args.inputs.len());
     for path in &args.inputs {
         progress.set_message(path.display().to_string());
@@ -133,7 +166,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
 /// Runs `path` for `frames` timed frames on its first test vector, after `warmup`
 /// untimed ones, timing each frame and each step.
-fn profile_package(
+pub(super) fn profile_package(
     path: &Path,
     frames: usize,
     warmup: usize,
