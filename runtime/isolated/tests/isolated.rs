@@ -183,6 +183,24 @@ fn a_frame_the_worker_refuses_is_reported_and_the_worker_stays_up() {
 }
 
 #[test]
+fn an_engine_moves_to_the_thread_that_drives_it() {
+    fn assert_send<T: Send>() {}
+    assert_send::<IsolatedEngine>();
+    let (_dir, path) = write_package(&conv_stack(4, 8, 1));
+    let mut engine = IsolatedEngine::spawn(&path, options()).unwrap();
+    let x = values(4, 4 * 8 * 8);
+    let expected = in_process(&path, std::slice::from_ref(&x));
+    let output = std::thread::spawn(move || {
+        engine.set_input("x", &x).unwrap();
+        engine.run(FRAME_TIMEOUT).unwrap();
+        engine.output("y").unwrap().to_vec()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(bits(&output), bits(&expected[0]));
+}
+
+#[test]
 fn misuse_is_reported_precisely() {
     let (_dir, path) = write_package(&conv_stack(4, 8, 1));
     let mut engine = IsolatedEngine::spawn(&path, options()).unwrap();
