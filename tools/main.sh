@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The main job: compile the bundled camera and lidar models, check them against their
-# reference outputs, run them on the bundled sample sensor data, and benchmark the
-# Cadence CPU backend against tract in the same process.
+# reference outputs, run them on the bundled sample sensor data, benchmark the Cadence
+# CPU backend against tract in the same process, then run the bundled scenario (camera
+# at 30 Hz, lidar at 10 Hz, each on its own worker) against its deadlines: the
+# schedulability verdict, a reproducible simulation, and the deadline profiler's report
+# on the host's clock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,3 +25,15 @@ for pkg in models/camera/camera_det.cpk models/camera/camera_det_pruned.cpk \
            models/lidar/pfn.cpk models/lidar/backbone.cpk models/lidar/backbone_pruned.cpk; do
     "$cadence" bench "$pkg" --frames "${CADENCE_BENCH_FRAMES:-30}"
 done
+
+echo; echo "=== the bundled scenario: is it schedulable? (scenarios/highway.toml) ==="
+# Exit status 1 means a task can miss its deadline: the verdict is the output here.
+"$cadence" schedule scenarios/highway.toml || true
+
+echo; echo "=== simulated clock, recorded budgets, from the critical instant ==="
+"$cadence" sim scenarios/highway.toml --frames 3000 --trace "$out/highway.trace.json"
+
+echo; echo "=== host clock, real frame paths: the deadline profiler ==="
+"$cadence" profile scenarios/highway.toml --seconds "${CADENCE_SCENARIO_SECONDS:-10}" \
+    --frames 20 --out "$out/report"
+echo "open $out/report/report.html for the histograms, timeline and per-layer profile"

@@ -199,7 +199,7 @@ budget_ms = 4.0
         s(&out),
     ]);
     assert!(
-        table.contains("camera") && table.contains("release jitter"),
+        table.contains("camera") && table.contains("start delay"),
         "{table}"
     );
     let report: Value = serde_json::from_str(

@@ -15,11 +15,11 @@ use cadence_cli::report::{
 };
 use cadence_host::scenario::{Overrun, Plan, RunConfig, RunReport, run_on_host};
 use cadence_scheduler::task::TaskId;
-use comfy_table::Table;
 use indicatif::ProgressBar;
 
 use super::profile::{PackageProfile, profile_package, progress_bar};
 use super::schedule::{MeasureArgs, load_plan, refuse};
+use super::trace::{print_results, task_results};
 
 /// Scenario-mode settings of `cadence profile`.
 pub struct ScenarioProfile<'a> {
@@ -87,7 +87,8 @@ pub fn run(settings: &ScenarioProfile<'_>) -> Result<ExitCode> {
     if settings.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print_tasks(&report.tasks);
+        let released: Vec<u64> = run.stats.iter().map(|s| s.frames()).collect();
+        print_results(&task_results(&plan.set, &released, &run.stats));
         println!(
             "wrote {} and {}",
             written.json.display(),
@@ -188,40 +189,4 @@ fn timeline(plan: &Plan, run: &RunReport) -> Vec<TimelineEntry> {
             }
         })
         .collect()
-}
-
-fn print_tasks(tasks: &[TaskReport]) {
-    let mut table = Table::new();
-    table.set_header([
-        "task",
-        "released",
-        "met",
-        "late",
-        "skipped",
-        "failed",
-        "p50 ms",
-        "p99 ms",
-        "p99.9 ms",
-        "max ms",
-        "jitter p99.9-p50 ms",
-        "release jitter p99 ms",
-    ]);
-    for t in tasks {
-        let r = &t.response;
-        table.add_row([
-            t.name.clone(),
-            t.released.to_string(),
-            t.met.to_string(),
-            t.late.to_string(),
-            t.skipped.to_string(),
-            t.failed.to_string(),
-            format!("{:.3}", r.p50_ms),
-            format!("{:.3}", r.p99_ms),
-            format!("{:.3}", r.p99_9_ms),
-            format!("{:.3}", r.max_ms),
-            format!("{:.3}", r.jitter_p999_minus_p50_ms),
-            format!("{:.3}", t.release_jitter.p99_ms),
-        ]);
-    }
-    println!("{table}");
 }
