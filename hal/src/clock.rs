@@ -91,6 +91,21 @@ impl Clock for StdClock {
     }
 }
 
+/// Time from `embassy-time`: the one time driver the binary links (a hardware timer on
+/// firmware, embassy's std driver on a host), read through [`Clock`] so the scheduler
+/// never names the global driver itself and a test binary can still run a
+/// [`SimClock`] beside it. Resolution is the driver's tick (1 µs for the std driver).
+#[cfg(feature = "embassy-time")]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EmbassyClock;
+
+#[cfg(feature = "embassy-time")]
+impl Clock for EmbassyClock {
+    fn now_ns(&self) -> u64 {
+        embassy_time::Instant::now().as_nanos()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

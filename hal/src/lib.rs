@@ -21,6 +21,8 @@ pub mod tract;
 pub use accelerator::{Accelerator, BackendError};
 #[cfg(feature = "std")]
 pub use clock::StdClock;
+#[cfg(feature = "embassy-time")]
+pub use clock::EmbassyClock;
 pub use clock::{Clock, SimClock};
 pub use op::{Activation, Op, OpError};
 pub use plan::{DType, Plan, PlanError, StepRecord, Storage, TensorRecord};

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use cadence_hal::StdClock;
+use cadence_hal::EmbassyClock;
 use cadence_runtime::stats::TaskStats;
 use cadence_scheduler::FrameRecord;
 use cadence_scheduler::host::{self, HostConfig, HostOutcome, JobRunner, Stop};
@@ -57,7 +57,7 @@ pub fn run_on_host(plan: &Plan, config: &RunConfig) -> Result<RunReport, Scenari
         stop: Stop::After(config.duration),
         ..HostConfig::default()
     };
-    let clock = StdClock::default();
+    let clock = EmbassyClock;
     let outcome = host::run(
         &plan.set,
         &plan.table,
