@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Builds the Cortex-M7 firmware image (targets/firmware) and runs it under QEMU:
+#  1. writes the ROI classifier's ONNX (cadence-compiler's `firmware_roi_classifier`
+#     example) and compiles it with the host `cadence` into out/firmware/*.cpk;
+#  2. builds the image twice: as is, and with the `corrupt-package` feature;
+#  3. runs both on QEMU's mps2-an500: the first must pass its self-test and exit 0,
+#     the second must report the package error and exit non-zero;
+#  4. prints the image's flash and RAM use (llvm-size).
+# Needs tools/setup-cross.sh run once. Exits non-zero on any failed check.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n=== firmware: %s ===\n' "$*"; }
+
+for tool in /usr/bin/cargo /usr/bin/rustc qemu-system-arm llvm-size-22; do
+    if ! command -v "$tool" >/dev/null; then
+        echo "firmware: $tool not found; run tools/setup-cross.sh first" >&2
+        exit 1
+    fi
+done
+
+out=out/firmware
+mkdir -p "$out"
+onnx=$out/roi_classifier.onnx
+package=$out/roi_classifier.cpk
+
+step "package"
+# CADENCE names a `cadence` binary already built (as for tools/build-models.sh).
+if [ -z "${CADENCE:-}" ]; then
+    cargo build --release -p cadence-cli --quiet
+fi
+cadence=${CADENCE:-target/release/cadence}
+# Rebuilt only when its inputs changed, so a warm run does not rebuild the image
+# (a package records when it was compiled, so each compile gives new bytes).
+fresh_onnx=$(mktemp)
+trap 'rm -f "$fresh_onnx"' EXIT
+cargo run --release --quiet -p cadence-compiler --example firmware_roi_classifier -- "$fresh_onnx"
+cmp -s "$fresh_onnx" "$onnx" || cp "$fresh_onnx" "$onnx"
+if [ ! -e "$package" ] || [ "$onnx" -nt "$package" ] || [ "$cadence" -nt "$package" ]; then
+    "$cadence" compile "$onnx" -o "$package" --no-source
+else
+    echo "$package is up to date"
+fi
+
+# The firmware is its own workspace, built by Debian's cargo (rustup's has no
+# thumbv7em target); build-std needs the unstable gate on cargo itself too.
+firmware_cargo() {
+    (cd targets/firmware && RUSTC_BOOTSTRAP=1 CADENCE_FIRMWARE_PACKAGE="$PWD/../../$package" \
+        /usr/bin/cargo build --release "$@")
+}
+elf=targets/firmware/target/thumbv7em-none-eabihf/release/cadence-firmware
+
+step "build"
+firmware_cargo
+cp "$elf" "$out/cadence-firmware.elf"
+firmware_cargo --features corrupt-package
+cp "$elf" "$out/cadence-firmware-corrupt.elf"
+
+# Runs an image on QEMU's Cortex-M7 board; prints its output, and its exit status last.
+run_image() {
+    local status=0
+    timeout 120 qemu-system-arm -cpu cortex-m7 -machine mps2-an500 -nographic \
+        -semihosting-config enable=on,target=native -kernel "$1" || status=$?
+    echo "exit status: $status"
+}
+
+step "run: the package as compiled (must pass, exit 0)"
+good=$(run_image "$out/cadence-firmware.elf")
+echo "$good"
+if [ "$(tail -n1 <<<"$good")" != "exit status: 0" ] || ! grep -q "self-test PASSED" <<<"$good"; then
+    echo "firmware: FAIL: the image did not pass its self-test" >&2
+    exit 1
+fi
+
+step "run: one weights byte flipped (must report the package error, exit non-zero)"
+corrupt=$(run_image "$out/cadence-firmware-corrupt.elf")
+echo "$corrupt"
+corrupt_status=$(tail -n1 <<<"$corrupt")
+if [ "$corrupt_status" = "exit status: 0" ] || [ "$corrupt_status" = "exit status: 124" ] \
+    || ! grep -qF 'checksum mismatch in section `weights`' <<<"$corrupt"; then
+    echo "firmware: FAIL: the corrupted image did not report the damaged weights and exit non-zero" >&2
+    exit 1
+fi
+
+step "size (flash = text + data, RAM = data + bss; the stack takes the rest of RAM)"
+llvm-size-22 "$out/cadence-firmware.elf"
+llvm-size-22 "$out/cadence-firmware.elf" | awk 'NR == 2 {
+    printf "flash %d bytes (%.1f KiB), static RAM %d bytes (%.1f KiB)\n",
+        $1 + $2, ($1 + $2) / 1024, $2 + $3, ($2 + $3) / 1024 }'
+echo "firmware: all checks passed"
