@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 
 use cadence_hal::StdClock;
 use cadence_hal::tract::{Binding, TractBackend};
-use cadence_host::pipeline::{Pipeline, RunnerSpec, Sensor, load_pipeline, load_pipeline_on};
+use cadence_host::pipeline::{
+    Isolation, Pipeline, RunnerSpec, Sensor, load_pipeline, load_pipeline_on,
+};
 use cadence_runtime::package::Package;
 use cadence_scheduler::executive::{Dispatch, FrameRecord, Mode};
 use cadence_scheduler::host::{self, HostConfig, JobRunner, Stop};
@@ -53,6 +55,7 @@ fn specs(models: &Path) -> [RunnerSpec; 2] {
                 frames: models.join("data/camera"),
             },
             budget_ns: 0,
+            isolation: Isolation::None,
         },
         RunnerSpec {
             task: "lidar".into(),
@@ -65,6 +68,7 @@ fn specs(models: &Path) -> [RunnerSpec; 2] {
                 sweeps: models.join("data/lidar"),
             },
             budget_ns: 0,
+            isolation: Isolation::None,
         },
     ]
 }
@@ -232,6 +236,7 @@ fn spinner(task: &str, budget: Duration) -> Pipeline {
         fallback: Vec::new(),
         sensor: Sensor::None,
         budget_ns: budget.as_nanos() as u64,
+        isolation: Isolation::None,
     })
     .expect("spinner")
 }

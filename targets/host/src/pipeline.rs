@@ -14,6 +14,13 @@
 //! - no package: spin on the clock for the task's budget (analysis-only tasks still
 //!   take their time on the host).
 //!
+//! With [`Isolation::Process`] each of the task's models runs in its own
+//! `cadence-worker` process ([`cadence_isolated`]), so a crash in one model cannot take
+//! down the others; pre- and post-processing still run in the scheduler's worker thread,
+//! writing inputs and reading outputs in place in the shared arena. A worker that dies
+//! or hangs (no answer within [`WORKER_TIMEOUT_DEADLINES`] relative deadlines) fails its
+//! frame ([`FrameFault::Worker`]) and is restarted by the next frame.
+//!
 //! After the first frame of each chain, a job does not allocate (contract 1; proved by
 //! `tests/zero_alloc.rs`). A frame that cannot be processed (a refused input, a backend
 //! fault, bad head outputs) ends the job with [`JobFailed`], is counted in
@@ -26,10 +33,12 @@ mod model;
 mod samples;
 
 use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use cadence_hal::Accelerator;
 use cadence_hal::cpu::CpuBackend;
+use cadence_isolated::{IsolatedError, WorkerMessage};
 use cadence_models::camera::CameraError;
 use cadence_models::detect::Detection;
 use cadence_models::lidar::{LidarDetection, LidarError};
@@ -57,7 +66,30 @@ pub struct RunnerSpec {
     pub sensor: Sensor,
     /// The task's budget: how long a package-less job spins.
     pub budget_ns: u64,
+    /// Where the task's models run.
+    pub isolation: Isolation,
 }
+
+/// Where a task's models run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Isolation {
+    /// In this process, on the worker thread that runs the task's jobs.
+    #[default]
+    None,
+    /// Each model in its own `cadence-worker` process over shared memory: a crash in
+    /// one model fails that frame and cannot take down the others. The worker binary is
+    /// `CADENCE_WORKER`, else `cadence-worker` next to the running executable (`cargo
+    /// build --release` puts it next to `cadence`). Its engine runs on the CPU backend.
+    Process,
+}
+
+/// How many of its task's relative deadlines an out-of-process model's frame may take
+/// before its worker is taken as hung: killed, the frame failed, the worker restarted
+/// by the next frame. Not one deadline: under skip-next or degrade a late frame still
+/// delivers (`late`), and a restart (a process spawn and a package load) costs more
+/// frames than a slow frame does. A worker silent for several deadlines is hung, not
+/// slow.
+pub const WORKER_TIMEOUT_DEADLINES: u32 = 4;
 
 /// A task's recorded sensor input.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -161,6 +193,14 @@ pub enum PipelineError {
         /// Why (boxed: the engine's error carries fixed-capacity names and details).
         source: Box<EngineError>,
     },
+    /// The worker process for an out-of-process package could not be started.
+    #[error("cannot run `{path}` in a worker process: {source}")]
+    Worker {
+        /// The file.
+        path: PathBuf,
+        /// Why (boxed: the error carries the worker's message inline).
+        source: Box<IsolatedError>,
+    },
     /// A sensor folder holds no recorded frames.
     #[error("no recorded frames in `{folder}` (expected files named {pattern})")]
     NoSamples {
@@ -199,6 +239,34 @@ pub enum FrameFault {
     /// A job asked for the fallback chain, but the task has none.
     #[error("the job asked for the fallback chain, but the task declares none")]
     NoFallback,
+    /// An out-of-process model's worker did not deliver the frame.
+    #[error("model worker: {0}")]
+    Worker(WorkerFault),
+}
+
+/// Why an out-of-process model's worker did not deliver a frame. Every case but
+/// [`WorkerFault::Unavailable`] is held inline, so reporting it does not allocate.
+#[derive(Clone, Debug, PartialEq, Error)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "the worker's message is held inline so that a failed frame does not allocate"
+)]
+pub enum WorkerFault {
+    /// The worker process died during the frame (crashed, aborted, killed). The next
+    /// frame restarts it.
+    #[error("the worker process died during the frame ({0}); the next frame restarts it")]
+    Died(ExitStatus),
+    /// The worker did not answer in time and was killed. The next frame restarts it.
+    #[error("the worker did not answer within {0:?}; it was killed and the next frame restarts it")]
+    Timeout(Duration),
+    /// The worker's engine refused or failed the frame (a NaN input, a backend fault).
+    /// The worker stays up.
+    #[error("the worker's engine failed the frame: {0}")]
+    Refused(WorkerMessage),
+    /// The worker could not be restarted, or its process not checked on; the next
+    /// frame tries again.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl From<EngineError> for FrameFault {
@@ -226,6 +294,9 @@ pub struct FailureCounts {
     pub post_process: u64,
     /// Fallback jobs of a task without a fallback chain.
     pub no_fallback: u64,
+    /// Frames lost to an out-of-process model's worker: it died, hung, or could not
+    /// be restarted.
+    pub worker: u64,
 }
 
 impl FailureCounts {
@@ -236,15 +307,17 @@ impl FailureCounts {
             + self.engine
             + self.post_process
             + self.no_fallback
+            + self.worker
     }
 
     fn count(&mut self, fault: &FrameFault) {
         let counter = match fault {
             FrameFault::Camera(_) | FrameFault::Lidar(_) => &mut self.pre_process,
             FrameFault::Engine(EngineError::NonFiniteInput { .. }) => &mut self.non_finite_input,
-            FrameFault::Engine(_) => &mut self.engine,
+            FrameFault::Engine(_) | FrameFault::Worker(WorkerFault::Refused(_)) => &mut self.engine,
             FrameFault::Post(_) => &mut self.post_process,
             FrameFault::NoFallback => &mut self.no_fallback,
+            FrameFault::Worker(_) => &mut self.worker,
         };
         *counter += 1;
     }
@@ -371,7 +444,11 @@ pub fn load_pipeline_on<B: Accelerator>(
                 (p, _) => return Err(length("primary", "one camera package", p.len())),
             };
             Work::Camera(Box::new(CameraPipeline::load(
-                frames, primary, fallback, backends,
+                frames,
+                primary,
+                fallback,
+                spec.isolation,
+                backends,
             )?))
         }
         Sensor::Lidar { sweeps } => {
@@ -386,7 +463,11 @@ pub fn load_pipeline_on<B: Accelerator>(
                 f => return Err(length("fallback", expected, f.len())),
             };
             Work::Lidar(Box::new(LidarPipeline::load(
-                sweeps, primary, fallback, backends,
+                sweeps,
+                primary,
+                fallback,
+                spec.isolation,
+                backends,
             )?))
         }
     };
@@ -432,6 +513,20 @@ impl<B: Accelerator> Pipeline<B> {
         }
     }
 
+    /// The process ids of the task's model workers that are running (none in
+    /// process), for supervisors and fault-injection tests.
+    pub fn worker_pids(&self) -> impl Iterator<Item = u32> + '_ {
+        let (camera, lidar) = match &self.work {
+            Work::Camera(camera) => (Some(camera.worker_pids()), None),
+            Work::Lidar(lidar) => (None, Some(lidar.worker_pids())),
+            Work::Spin(_) => (None, None),
+        };
+        camera
+            .into_iter()
+            .flatten()
+            .chain(lidar.into_iter().flatten())
+    }
+
     /// How many recorded frames the pipeline cycles through (0 for a spinner).
     pub fn recorded_frames(&self) -> usize {
         match &self.work {
@@ -442,7 +537,8 @@ impl<B: Accelerator> Pipeline<B> {
     }
 
     /// Runs frame `job.seq` (modulo the recorded frames) through the chain `job.mode`
-    /// selects, updating the counters.
+    /// selects, updating the counters. Out-of-process models get
+    /// [`WORKER_TIMEOUT_DEADLINES`] times the job's relative deadline to answer.
     #[expect(
         clippy::result_large_err,
         reason = "see FrameFault: boxing would allocate per frame"
@@ -455,9 +551,11 @@ impl<B: Accelerator> Pipeline<B> {
             self.counters.primary_runs += 1;
         }
         let seq = job.seq as usize;
+        let timeout = Duration::from_nanos(job.deadline_ns.saturating_sub(job.release_ns))
+            .saturating_mul(WORKER_TIMEOUT_DEADLINES);
         let result = match &mut self.work {
-            Work::Camera(camera) => camera.run(seq, fallback, &mut self.counters),
-            Work::Lidar(lidar) => lidar.run(seq, fallback, &mut self.counters),
+            Work::Camera(camera) => camera.run(seq, fallback, timeout, &mut self.counters),
+            Work::Lidar(lidar) => lidar.run(seq, fallback, timeout, &mut self.counters),
             Work::Spin(budget) => {
                 spin_for(*budget);
                 Ok(())

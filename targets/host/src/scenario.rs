@@ -19,6 +19,7 @@
 //! overrun = "degrade:models/camera/camera_det_pruned.cpk"  # or "skip-next" (default), "abort"
 //! fallback_budget_ms = 8.0  # the fallback's budget, for degrade
 //! package = "models/camera/camera_det.cpk"                 # optional
+//! isolation = "process"     # optional, default "none": models in worker processes
 //! ```
 //!
 //! Relative paths (packages, sensor data) are resolved against the **current
@@ -44,7 +45,7 @@ use cadence_scheduler::{
     AcceleratorSpec, Analysis, OverrunPolicy, ScheduleTable, TableError, TaskSet, TaskSpec,
 };
 
-use crate::pipeline::{RunnerSpec, Sensor};
+use crate::pipeline::{Isolation, RunnerSpec, Sensor};
 
 pub use error::{Location, ScenarioError};
 pub use measure::{MeasureConfig, MeasuredBudget};
@@ -102,6 +103,8 @@ pub struct TaskEntry {
     pub sensor: Sensor,
     /// The backend it runs on.
     pub backend: String,
+    /// Where its models run: in the scheduler's worker thread, or in worker processes.
+    pub isolation: Isolation,
 }
 
 /// An overrun policy as the file gives it.
@@ -184,6 +187,7 @@ impl Scenario {
             },
             sensor: t.sensor.clone(),
             budget_ns,
+            isolation: t.isolation,
         }
     }
 

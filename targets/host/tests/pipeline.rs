@@ -14,8 +14,8 @@ use npyz::WriterBuilder;
 use cadence_hal::cpu::CpuBackend;
 use cadence_hal::{Accelerator, BackendError, Plan};
 use cadence_host::pipeline::{
-    CAMERA_POST, FrameFault, MAX_CANDIDATES, MAX_DETECTIONS, PipelineError, RunnerSpec, Sensor,
-    load_pipeline, load_pipeline_on,
+    CAMERA_POST, FrameFault, Isolation, MAX_CANDIDATES, MAX_DETECTIONS, PipelineError, RunnerSpec,
+    Sensor, load_pipeline, load_pipeline_on,
 };
 use cadence_models::camera::{self, Normalisation, RgbFrame};
 use cadence_models::detect::{self, Detection};
@@ -305,6 +305,7 @@ fn a_task_without_models_spins_for_its_budget() {
         fallback: Vec::new(),
         sensor: Sensor::None,
         budget_ns: budget.as_nanos() as u64,
+        isolation: Isolation::None,
     };
     let mut pipeline = load_pipeline(&spec).unwrap();
     let start = std::time::Instant::now();

@@ -1,6 +1,6 @@
 //! Contract 1 on the host: after warm-up, a frame allocates nothing — neither in the
-//! job runners (pre-processing, engines, decoding) nor in the scheduler's host driver
-//! around them (dispatcher, channels, worker loops).
+//! job runners (pre-processing, engines in process or in a worker process, decoding)
+//! nor in the scheduler's host driver around them (dispatcher, channels, worker loops).
 //!
 //! Counts are per thread (`thread_allocations`), so other tests running alongside do
 //! not disturb them. Frames per task: `CADENCE_ALLOC_FRAMES` (default 3; the lidar
@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use cadence_alloc_count::{CountingAllocator, thread_allocations};
 use cadence_hal::StdClock;
-use cadence_host::pipeline::{Pipeline, load_pipeline};
+use cadence_host::pipeline::{Isolation, Pipeline, RunnerSpec, load_pipeline};
 use cadence_scheduler::executive::{Dispatch, FrameRecord, Mode};
 use cadence_scheduler::host::{self, HostConfig, JobFailed, JobRunner, Stop};
 use cadence_scheduler::task::{self, AcceleratorSpec, OverrunPolicy, TaskSpec};
 use cadence_scheduler::{ScheduleTable, TaskSet};
-use common::{camera_spec, job, lidar_spec};
+use common::{camera_spec, install_worker, job, lidar_spec};
 
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
@@ -50,7 +50,13 @@ fn direct_allocations(pipeline: &mut Pipeline, n: u32) -> u64 {
 #[test]
 fn runners_do_not_allocate_per_frame() {
     counter_counts();
-    for spec in [camera_spec(), lidar_spec()] {
+    install_worker();
+    let isolated_camera = RunnerSpec {
+        task: "camera (isolated)".into(),
+        isolation: Isolation::Process,
+        ..camera_spec()
+    };
+    for spec in [camera_spec(), lidar_spec(), isolated_camera] {
         let mut pipeline = load_pipeline(&spec).unwrap();
         direct_allocations(&mut pipeline, 1);
         let allocations = direct_allocations(&mut pipeline, frames());

@@ -1,6 +1,7 @@
 //! The camera frame path: pre-process, detect, decode.
 
 use std::path::Path;
+use std::time::Duration;
 
 use cadence_hal::Accelerator;
 use cadence_models::camera::{self, Normalisation};
@@ -12,7 +13,7 @@ use heapless::Vec as FixedVec;
 use super::model::Model;
 use super::samples::{self, CameraFrame};
 use super::{
-    BackendFactory, CAMERA_POST, Counters, FrameFault, MAX_CANDIDATES, MAX_DETECTIONS,
+    BackendFactory, CAMERA_POST, Counters, FrameFault, Isolation, MAX_CANDIDATES, MAX_DETECTIONS,
     PipelineError, Pool,
 };
 
@@ -28,9 +29,13 @@ struct Detector<B> {
 }
 
 impl<B: Accelerator> Detector<B> {
-    fn load(path: &Path, backends: &impl BackendFactory<B>) -> Result<Self, PipelineError> {
-        let model = Model::load(path, ModelFamily::Camera, backends)?;
-        let (normalisation, height, width) = match model.engine.package().metadata().preprocess() {
+    fn load(
+        path: &Path,
+        isolation: Isolation,
+        backends: &impl BackendFactory<B>,
+    ) -> Result<Self, PipelineError> {
+        let model = Model::load(path, ModelFamily::Camera, isolation, backends)?;
+        let (normalisation, height, width) = match model.preprocess() {
             Preprocess::CameraImagenet { height, width } => {
                 (Normalisation::Imagenet, height, width)
             }
@@ -95,10 +100,11 @@ impl<B: Accelerator> CameraPipeline<B> {
         frames: &Path,
         primary: &Path,
         fallback: Option<&Path>,
+        isolation: Isolation,
         backends: &impl BackendFactory<B>,
     ) -> Result<Self, PipelineError> {
         let mut pool = Pool::new();
-        let load = |path: &Path| Detector::load(path, backends);
+        let load = |path: &Path| Detector::load(path, isolation, backends);
         let primary = pool.index_or_load(primary, load)?;
         let fallback = fallback
             .map(|path| pool.index_or_load(path, load))
@@ -123,8 +129,13 @@ impl<B: Accelerator> CameraPipeline<B> {
         &self.detections
     }
 
+    /// The running model workers' process ids.
+    pub(super) fn worker_pids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.detectors.iter().filter_map(|d| d.model.worker_pid())
+    }
+
     /// Runs frame `seq` (cycling through the recordings) on the primary or the
-    /// fallback detector.
+    /// fallback detector; an out-of-process detector gets `timeout` to answer.
     #[expect(
         clippy::result_large_err,
         reason = "see FrameFault: boxing would allocate per frame"
@@ -133,6 +144,7 @@ impl<B: Accelerator> CameraPipeline<B> {
         &mut self,
         seq: usize,
         fallback: bool,
+        timeout: Duration,
         counters: &mut Counters,
     ) -> Result<(), FrameFault> {
         let index = if fallback {
@@ -142,19 +154,19 @@ impl<B: Accelerator> CameraPipeline<B> {
         };
         let detector = &mut self.detectors[index];
         let frame = self.frames[seq % self.frames.len()].rgb();
-        let engine = &mut detector.model.engine;
+        let model = &mut detector.model;
         camera::preprocess(
             &frame,
             detector.normalisation,
             detector.height,
             detector.width,
-            engine.input_mut(detector.input)?,
+            model.input_mut(detector.input)?,
         )
         .map_err(FrameFault::Camera)?;
-        engine.run()?;
+        model.run(timeout)?;
         let stats = detect::decode_camera(
-            engine.output_at(detector.boxes)?,
-            engine.output_at(detector.scores)?,
+            model.output_at(detector.boxes)?,
+            model.output_at(detector.scores)?,
             &CAMERA_POST,
             &mut self.candidates,
             &mut self.detections,

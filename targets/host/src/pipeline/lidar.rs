@@ -1,6 +1,7 @@
 //! The lidar frame path: pillarise, PFN, scatter, backbone, decode.
 
 use std::path::Path;
+use std::time::Duration;
 
 use cadence_hal::Accelerator;
 use cadence_models::lidar::{
@@ -14,7 +15,7 @@ use heapless::Vec as FixedVec;
 use super::model::Model;
 use super::samples::{self, Sweep};
 use super::{
-    BackendFactory, Counters, FrameFault, LIDAR_POST, MAX_CANDIDATES, MAX_DETECTIONS,
+    BackendFactory, Counters, FrameFault, Isolation, LIDAR_POST, MAX_CANDIDATES, MAX_DETECTIONS,
     PipelineError, Pool,
 };
 
@@ -30,12 +31,16 @@ struct Pfn<B> {
 }
 
 impl<B: Accelerator> Pfn<B> {
-    fn load(path: &Path, backends: &impl BackendFactory<B>) -> Result<Self, PipelineError> {
-        let model = Model::load(path, ModelFamily::LidarPfn, backends)?;
+    fn load(
+        path: &Path,
+        isolation: Isolation,
+        backends: &impl BackendFactory<B>,
+    ) -> Result<Self, PipelineError> {
+        let model = Model::load(path, ModelFamily::LidarPfn, isolation, backends)?;
         let Preprocess::LidarPillars {
             max_pillars,
             max_points,
-        } = model.engine.package().metadata().preprocess()
+        } = model.preprocess()
         else {
             return Err(model.mismatch(
                 "it declares no lidar pillarisation (compile it with --preprocess \
@@ -88,8 +93,12 @@ struct Backbone<B> {
 }
 
 impl<B: Accelerator> Backbone<B> {
-    fn load(path: &Path, backends: &impl BackendFactory<B>) -> Result<Self, PipelineError> {
-        let model = Model::load(path, ModelFamily::LidarBackbone, backends)?;
+    fn load(
+        path: &Path,
+        isolation: Isolation,
+        backends: &impl BackendFactory<B>,
+    ) -> Result<Self, PipelineError> {
+        let model = Model::load(path, ModelFamily::LidarBackbone, isolation, backends)?;
         let input = model.input("bev")?;
         let anchors = LIDAR_ANCHORS.len();
         let head = |channels: usize| [1, anchors * channels, LIDAR_HEAD.rows, LIDAR_HEAD.cols];
@@ -148,14 +157,15 @@ impl<B: Accelerator> LidarPipeline<B> {
         sweeps: &Path,
         primary: (&Path, &Path),
         fallback: Option<(&Path, &Path)>,
+        isolation: Isolation,
         backends: &impl BackendFactory<B>,
     ) -> Result<Self, PipelineError> {
         let mut pfns = Pool::new();
         let mut backbones = Pool::new();
         let mut chain = |(pfn_path, backbone_path): (&Path, &Path)| {
-            let pfn = pfns.index_or_load(pfn_path, |p| Pfn::load(p, backends))?;
-            let backbone =
-                backbones.index_or_load(backbone_path, |p| Backbone::load(p, backends))?;
+            let pfn = pfns.index_or_load(pfn_path, |p| Pfn::load(p, isolation, backends))?;
+            let backbone = backbones
+                .index_or_load(backbone_path, |p| Backbone::load(p, isolation, backends))?;
             let Pfn { channels, grid, .. } = *pfns.get(pfn);
             let Backbone { model, input, .. } = backbones.get(backbone);
             let expected = [1, channels, grid.ny, grid.nx];
@@ -196,8 +206,15 @@ impl<B: Accelerator> LidarPipeline<B> {
         &self.detections
     }
 
+    /// The running model workers' process ids.
+    pub(super) fn worker_pids(&self) -> impl Iterator<Item = u32> + '_ {
+        let pfns = self.pfns.iter().map(|p| &p.model);
+        let backbones = self.backbones.iter().map(|b| &b.model);
+        pfns.chain(backbones).filter_map(Model::worker_pid)
+    }
+
     /// Runs sweep `seq` (cycling through the recordings) through the primary or the
-    /// fallback chain.
+    /// fallback chain; each out-of-process model gets `timeout` to answer.
     #[expect(
         clippy::result_large_err,
         reason = "see FrameFault: boxing would allocate per frame"
@@ -206,6 +223,7 @@ impl<B: Accelerator> LidarPipeline<B> {
         &mut self,
         seq: usize,
         fallback: bool,
+        timeout: Duration,
         counters: &mut Counters,
     ) -> Result<(), FrameFault> {
         let chain = if fallback {
@@ -222,7 +240,7 @@ impl<B: Accelerator> LidarPipeline<B> {
             sweep,
             &grid,
             &mut CellIndex::new(&mut self.cells),
-            pfn.model.engine.input_mut(pfn.input)?,
+            pfn.model.input_mut(pfn.input)?,
             coords,
         )
         .map_err(FrameFault::Lidar)?;
@@ -233,21 +251,21 @@ impl<B: Accelerator> LidarPipeline<B> {
             (stats.dropped_pillar_full + stats.dropped_too_many_pillars) as u64;
         counters.non_finite_points += stats.points_non_finite as u64;
 
-        pfn.model.engine.run()?;
-        let engine = &mut backbone.model.engine;
+        pfn.model.run(timeout)?;
+        let model = &mut backbone.model;
         lidar::scatter(
             &grid,
-            pfn.model.engine.output_at(pfn.output)?,
+            pfn.model.output_at(pfn.output)?,
             coords,
             pfn.channels,
-            engine.input_mut(backbone.input)?,
+            model.input_mut(backbone.input)?,
         )
         .map_err(FrameFault::Lidar)?;
-        engine.run()?;
+        model.run(timeout)?;
         let stats = lidar::decode_lidar(
-            engine.output_at(backbone.cls)?,
-            engine.output_at(backbone.boxes)?,
-            engine.output_at(backbone.dir)?,
+            model.output_at(backbone.cls)?,
+            model.output_at(backbone.boxes)?,
+            model.output_at(backbone.dir)?,
             &LIDAR_POST,
             &mut self.candidates,
             &mut self.detections,

@@ -9,11 +9,11 @@ use toml::Spanned;
 use cadence_runtime::package::{AlignedBytes, ModelFamily, Package};
 use cadence_scheduler::task::{MAX_ACCELERATORS, MAX_TASKS, NAME_LEN};
 
-use super::raw::{RawBudget, RawScenario, RawTask};
+use super::raw::{RawBudget, RawIsolation, RawScenario, RawTask};
 use super::{
     AcceleratorEntry, BACKENDS, Budget, Location, Overrun, ScenarioError, TaskEntry, ns_to_ms,
 };
-use crate::pipeline::Sensor;
+use crate::pipeline::{Isolation, Sensor};
 
 /// The values of `sensor`.
 const SENSORS: [&str; 3] = ["camera", "lidar", "none"];
@@ -282,6 +282,13 @@ impl TaskChecker<'_> {
             }
         };
         let (packages, sensor) = self.packages()?;
+        if packages.is_empty() {
+            self.refuse_key(
+                &raw.isolation,
+                "isolation",
+                "a task without `package` runs no model to isolate",
+            )?;
+        }
         if budget == Budget::Measure && packages.is_empty() {
             return Err(ScenarioError::MeasureWithoutPackage {
                 at: self.at(&raw.budget_ms),
@@ -303,6 +310,10 @@ impl TaskChecker<'_> {
             packages,
             sensor,
             backend,
+            isolation: match raw.isolation.as_ref().map(|i| *i.get_ref()) {
+                None | Some(RawIsolation::None) => Isolation::None,
+                Some(RawIsolation::Process) => Isolation::Process,
+            },
         })
     }
 
@@ -520,9 +531,9 @@ impl TaskChecker<'_> {
         }
     }
 
-    fn refuse_key(
+    fn refuse_key<T>(
         &self,
-        value: &Option<Spanned<String>>,
+        value: &Option<Spanned<T>>,
         key: &'static str,
         reason: &'static str,
     ) -> Result<(), ScenarioError> {

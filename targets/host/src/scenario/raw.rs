@@ -43,6 +43,15 @@ pub(super) struct RawTask {
     pub sensor: Option<Spanned<String>>,
     pub sensor_data: Option<Spanned<String>>,
     pub backend: Option<Spanned<String>>,
+    pub isolation: Option<Spanned<RawIsolation>>,
+}
+
+/// Where a task's models run: `"none"` or `"process"`.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum RawIsolation {
+    None,
+    Process,
 }
 
 /// A budget: milliseconds, or the word `"measure"`.

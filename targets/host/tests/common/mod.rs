@@ -1,5 +1,6 @@
 //! What the host tests share: the bundled models compiled to packages, the recorded
-//! sensor data, the runner specs built from them, and a scheduler job for direct runs.
+//! sensor data, the runner specs built from them, a scheduler job for direct runs, and
+//! the model worker binary where out-of-process runners look for it.
 //!
 //! The packages are compiled here from the `.onnx` sources (CI runs the tests before
 //! `tools/build-models.sh` builds the bundled ones) into a cache under `target/`. A
@@ -9,11 +10,12 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use cadence_compiler::CompileOptions;
-use cadence_host::pipeline::{RunnerSpec, Sensor};
+use cadence_host::pipeline::{Isolation, RunnerSpec, Sensor};
 use cadence_runtime::package::builder::MetadataDecl;
 use cadence_runtime::package::{ModelFamily, Preprocess};
 use cadence_scheduler::executive::{Dispatch, Mode};
@@ -139,6 +141,7 @@ pub fn camera_spec() -> RunnerSpec {
             frames: camera_frames(),
         },
         budget_ns: 0,
+        isolation: Isolation::None,
     }
 }
 
@@ -153,6 +156,7 @@ pub fn lidar_spec() -> RunnerSpec {
             sweeps: lidar_sweeps(),
         },
         budget_ns: 0,
+        isolation: Isolation::None,
     }
 }
 
@@ -168,4 +172,38 @@ pub fn job(seq: u32, mode: Mode) -> Dispatch {
         resume: false,
         displaces: None,
     }
+}
+
+/// Puts `cadence-worker` where `Isolation::Process` looks for it: next to this test
+/// binary (cargo keeps test binaries in `target/<profile>/deps`, and the binaries it
+/// builds one folder up). `cargo test --workspace` builds the worker; a run of this
+/// crate's tests alone builds it here.
+pub fn install_worker() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let deps = exe.parent().expect("the test binary's folder");
+        let profile_dir = deps.parent().expect("cargo's profile folder");
+        let built = profile_dir.join("cadence-worker");
+        if !built.is_file() {
+            let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+                Some("debug") => "dev",
+                Some(name) => name,
+                None => panic!("no profile folder above {}", exe.display()),
+            };
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "--profile", profile, "-p", "cadence-isolated"])
+                .args(["--bin", "cadence-worker"])
+                .current_dir(repo())
+                .status()
+                .expect("running cargo to build cadence-worker");
+            assert!(status.success(), "building cadence-worker failed");
+        }
+        // Linked under a name of its own, then renamed: concurrent test binaries never
+        // see a half-made link.
+        let partial = deps.join(format!("cadence-worker.{}", std::process::id()));
+        let _ = std::fs::remove_file(&partial);
+        std::os::unix::fs::symlink(&built, &partial).expect("linking cadence-worker");
+        std::fs::rename(&partial, deps.join("cadence-worker")).expect("placing cadence-worker");
+    });
 }
