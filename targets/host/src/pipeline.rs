@@ -286,9 +286,11 @@ impl From<PostError> for FrameFault {
 pub struct FailureCounts {
     /// Frames the pre-processing refused.
     pub pre_process: u64,
-    /// Frames an engine refused for a NaN or infinite input.
+    /// Frames an engine refused for a NaN or infinite input (in process).
     pub non_finite_input: u64,
-    /// Frames an engine or its backend failed otherwise.
+    /// Frames an engine or its backend failed otherwise. Out of process, every frame
+    /// the worker's engine refused or failed, NaN inputs included: its reason comes
+    /// back as text ([`WorkerFault::Refused`]).
     pub engine: u64,
     /// Frames whose head outputs could not be decoded.
     pub post_process: u64,

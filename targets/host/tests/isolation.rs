@@ -243,20 +243,22 @@ fn isolation_is_checked_like_every_other_key() {
     );
 }
 
-/// The isolated camera runner, SIGKILLing its worker when job `kill_at` starts.
+/// The isolated camera runner, SIGKILLing its worker when the first job from sequence
+/// number `kill_from` on starts (the first to run: a loaded machine may skip one).
 ///
 /// The kill lands after the executive started the job and before the frame reaches
 /// the worker, so the frame cannot complete whatever the machine's load: the test is
 /// deterministic. (A kill while the worker computes is `cadence-isolated`'s own test.)
-struct KillAt {
+struct KillOnce {
     pipeline: Pipeline,
-    kill_at: u32,
-    killed: Option<u32>,
+    kill_from: u32,
+    /// The sequence number of the job the kill landed in, and the killed worker's pid.
+    killed: Option<(u32, u32)>,
 }
 
-impl JobRunner for KillAt {
+impl JobRunner for KillOnce {
     fn run(&mut self, job: &Dispatch) -> Result<(), JobFailed> {
-        if job.seq == self.kill_at {
+        if self.killed.is_none() && job.seq >= self.kill_from {
             let pid = self
                 .pipeline
                 .worker_pids()
@@ -264,7 +266,7 @@ impl JobRunner for KillAt {
                 .expect("a running worker");
             let target = Pid::from_raw(pid as i32).expect("a valid pid");
             kill_process(target, Signal::KILL).expect("killing the worker");
-            self.killed = Some(pid);
+            self.killed = Some((job.seq, pid));
         }
         JobRunner::run(&mut self.pipeline, job)
     }
@@ -279,9 +281,9 @@ fn a_worker_killed_mid_frame_fails_that_frame_and_the_next_frames_run_after_rest
         ..camera_spec()
     })
     .expect("the isolated camera runner loads");
-    let mut camera = KillAt {
+    let mut camera = KillOnce {
         pipeline: camera,
-        kill_at: 2,
+        kill_from: 2,
         killed: None,
     };
     let mut planner = load_pipeline(&RunnerSpec {
@@ -347,6 +349,7 @@ fn a_worker_killed_mid_frame_fails_that_frame_and_the_next_frames_run_after_rest
         frames
     };
     let camera_states = states(0);
+    let (killed_seq, killed_pid) = camera.killed.expect("the worker was killed");
     let failed: Vec<u32> = trace
         .iter()
         .filter(|f| f.state == FrameState::Failed)
@@ -354,7 +357,7 @@ fn a_worker_killed_mid_frame_fails_that_frame_and_the_next_frames_run_after_rest
         .collect();
     assert_eq!(
         failed,
-        [camera.kill_at],
+        [killed_seq],
         "exactly the frame whose worker was killed fails: {camera_states:?}"
     );
     assert!(
@@ -365,13 +368,13 @@ fn a_worker_killed_mid_frame_fails_that_frame_and_the_next_frames_run_after_rest
     );
     let next = camera_states
         .iter()
-        .find(|&&(seq, _)| seq == camera.kill_at + 1)
+        .find(|&&(seq, _)| seq == killed_seq + 1)
         .expect("a frame after the killed one was released");
     assert!(
         matches!(next.1, FrameState::Met | FrameState::Late),
         "the next frame runs on the restarted worker: {camera_states:?}"
     );
-    assert!(camera_states.len() as u32 > camera.kill_at + 2);
+    assert!(camera_states.len() as u32 > killed_seq + 2);
 
     // Every released frame is accounted, exactly once.
     let count = |state| trace.iter().filter(|f| f.state == state).count() as u64;
@@ -388,10 +391,12 @@ fn a_worker_killed_mid_frame_fails_that_frame_and_the_next_frames_run_after_rest
     assert_eq!(trace.len() as u64, outcome.released);
 
     let pipeline = &camera.pipeline;
-    let killed = camera.killed.expect("the worker was killed");
     let restarted: Vec<u32> = pipeline.worker_pids().collect();
     assert_eq!(restarted.len(), 1);
-    assert_ne!(restarted[0], killed, "a new worker runs the later frames");
+    assert_ne!(
+        restarted[0], killed_pid,
+        "a new worker runs the later frames"
+    );
     let counters = pipeline.counters();
     assert_eq!(counters.failures.worker, 1);
     assert_eq!(counters.failures.total(), 1);
