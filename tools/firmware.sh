@@ -4,7 +4,8 @@
 #     example) and compiles it with the host `cadence` into out/firmware/*.cpk;
 #  2. builds the image twice: as is, and with the `corrupt-package` feature;
 #  3. runs both on QEMU's mps2-an500: the first must pass its self-test and exit 0,
-#     the second must report the package error and exit non-zero;
+#     twice under `-icount` with the same cycle count for every timed frame; the
+#     second must report the package error and exit non-zero;
 #  4. prints the image's flash and RAM use (llvm-size).
 # Needs tools/setup-cross.sh run once. Exits non-zero on any failed check.
 set -euo pipefail
@@ -56,21 +57,33 @@ cp "$elf" "$out/cadence-firmware.elf"
 firmware_cargo --features corrupt-package
 cp "$elf" "$out/cadence-firmware-corrupt.elf"
 
-# Runs an image on QEMU's Cortex-M7 board; prints its output, and its exit status last.
+# Runs an image on QEMU's Cortex-M7 board with `-icount shift=0` (one instruction per
+# virtual nanosecond, so timer counts depend only on the code run); prints its output,
+# and its exit status last.
 run_image() {
     local status=0
     timeout 120 qemu-system-arm -cpu cortex-m7 -machine mps2-an500 -nographic \
-        -semihosting-config enable=on,target=native -kernel "$1" || status=$?
+        -semihosting-config enable=on,target=native -icount shift=0 -kernel "$1" || status=$?
     echo "exit status: $status"
 }
 
-step "run: the package as compiled (must pass, exit 0)"
+step "run: the package as compiled (must pass and exit 0, twice, same cycle counts)"
 good=$(run_image "$out/cadence-firmware.elf")
 echo "$good"
-if [ "$(tail -n1 <<<"$good")" != "exit status: 0" ] || ! grep -q "self-test PASSED" <<<"$good"; then
-    echo "firmware: FAIL: the image did not pass its self-test" >&2
+again=$(run_image "$out/cadence-firmware.elf")
+for output in "$good" "$again"; do
+    if [ "$(tail -n1 <<<"$output")" != "exit status: 0" ] || ! grep -q "self-test PASSED" <<<"$output"; then
+        echo "firmware: FAIL: the image did not pass its self-test" >&2
+        exit 1
+    fi
+done
+frames=$(grep "cycles" <<<"$good" || true)
+if [ -z "$frames" ] || [ "$frames" != "$(grep "cycles" <<<"$again" || true)" ]; then
+    echo "firmware: FAIL: the frames' cycle counts differ between two -icount runs" >&2
+    diff <(echo "$frames") <(grep "cycles" <<<"$again") >&2 || true
     exit 1
 fi
+echo "second run: identical cycle counts"
 
 step "run: one weights byte flipped (must report the package error, exit non-zero)"
 corrupt=$(run_image "$out/cadence-firmware-corrupt.elf")

@@ -2,7 +2,8 @@
 //! it embeds a compiled `.cpk` package in flash, loads it with the runtime's
 //! [`Engine`] on the portable CPU backend, with its arena a `static` sized from the
 //! package at build time (no heap), runs the package's self-test vectors, prints the
-//! verdict over semihosting and exits 0 on a pass, non-zero otherwise.
+//! verdict over semihosting and exits 0 on a pass, non-zero otherwise. After a pass
+//! it times a few frames in core clock cycles ([`cycles`]).
 //!
 //! Built and run under QEMU (`-machine mps2-an500`) by `tools/firmware.sh`; the
 //! package comes from `build.rs` (see there for `CADENCE_FIRMWARE_PACKAGE` and the
@@ -20,6 +21,10 @@ use cadence_runtime::{Engine, EngineError, Package, PackageError};
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
 
+use crate::cycles::CycleCounter;
+
+mod cycles;
+
 mod layout {
     include!(concat!(env!("OUT_DIR"), "/package_layout.rs"));
 }
@@ -32,6 +37,9 @@ struct Aligned<Bytes: ?Sized>(Bytes);
 /// The package, in flash, parsed in place.
 static PACKAGE: &Aligned<[u8]> =
     &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/package.cpk")));
+
+/// Frames timed after the self-test passes (each reruns the last test case).
+const TIMED_FRAMES: usize = 4;
 
 /// Why the image could not run the self-test.
 enum FirmwareError {
@@ -56,21 +64,25 @@ fn main() -> ! {
     // `&'static mut` to it: the arena lives in .bss, and safe code owns it.
     static mut ARENA: Aligned<[u8; layout::ARENA_BYTES]> = Aligned([0; layout::ARENA_BYTES]);
 
-    let status = match selftest(&mut ARENA.0) {
-        Ok(report) => {
-            print_report(&report);
-            if report.passed() {
+    let status = match cortex_m::Peripherals::take() {
+        None => {
+            hprintln!("firmware: error: the core peripherals were already taken");
+            debug::EXIT_FAILURE
+        }
+        Some(peripherals) => match run(&mut ARENA.0, &CycleCounter::start(peripherals.SYST)) {
+            Ok(true) => {
                 hprintln!("firmware: self-test PASSED");
                 debug::EXIT_SUCCESS
-            } else {
+            }
+            Ok(false) => {
                 hprintln!("firmware: self-test FAILED");
                 debug::EXIT_FAILURE
             }
-        }
-        Err(error) => {
-            hprintln!("firmware: error: {}", error);
-            debug::EXIT_FAILURE
-        }
+            Err(error) => {
+                hprintln!("firmware: error: {}", error);
+                debug::EXIT_FAILURE
+            }
+        },
     };
     debug::exit(status);
     // Only reached when no debugger or emulator listens to semihosting.
@@ -79,8 +91,9 @@ fn main() -> ! {
     }
 }
 
-/// Loads the embedded package into `arena` and runs its test vectors.
-fn selftest(arena: &'static mut [u8]) -> Result<SelftestReport<'static>, FirmwareError> {
+/// Loads the embedded package into `arena`, runs its test vectors and, when they
+/// pass, times [`TIMED_FRAMES`] frames. Returns whether the self-test passed.
+fn run(arena: &'static mut [u8], counter: &CycleCounter) -> Result<bool, FirmwareError> {
     let package = Package::parse(&PACKAGE.0).map_err(FirmwareError::Package)?;
     hprintln!(
         "firmware: package {} ({} bytes, format {}.{}), arena {} bytes, {} test cases",
@@ -92,7 +105,26 @@ fn selftest(arena: &'static mut [u8]) -> Result<SelftestReport<'static>, Firmwar
         package.test_vectors().len()
     );
     let mut engine = Engine::load(&package, CpuBackend, arena).map_err(FirmwareError::Engine)?;
-    engine.selftest().map_err(FirmwareError::Engine)
+    let report = engine.selftest().map_err(FirmwareError::Engine)?;
+    print_report(&report);
+    if report.passed() {
+        time_frames(&mut engine, counter)?;
+    }
+    Ok(report.passed())
+}
+
+/// Runs [`TIMED_FRAMES`] frames on the inputs in the arena, printing each one's cycles.
+fn time_frames(
+    engine: &mut Engine<'_, '_, CpuBackend>,
+    counter: &CycleCounter,
+) -> Result<(), FirmwareError> {
+    for frame in 0..TIMED_FRAMES {
+        let start = counter.now();
+        engine.run().map_err(FirmwareError::Engine)?;
+        let cycles = counter.now() - start;
+        hprintln!("firmware: frame {}: {} cycles", frame, cycles);
+    }
+    Ok(())
 }
 
 fn print_report(report: &SelftestReport<'_>) {
