@@ -6,7 +6,9 @@
 #  3. runs both on QEMU's mps2-an500: the first must pass its self-test and exit 0,
 #     twice under `-icount` with the same cycle count for every timed frame; the
 #     second must report the package error and exit non-zero;
-#  4. prints the image's flash and RAM use (llvm-size).
+#  4. prints the image's flash and RAM use (llvm-size);
+#  5. checks the firmware crate's formatting, lints and docs (the root workspace's
+#     `cargo fmt`/`clippy` do not reach it: it is its own workspace).
 # Needs tools/setup-cross.sh run once. Exits non-zero on any failed check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -100,4 +102,13 @@ llvm-size-22 "$out/cadence-firmware.elf"
 llvm-size-22 "$out/cadence-firmware.elf" | awk 'NR == 2 {
     printf "flash %d bytes (%.1f KiB), static RAM %d bytes (%.1f KiB)\n",
         $1 + $2, ($1 + $2) / 1024, $2 + $3, ($2 + $3) / 1024 }'
+step "format, lints, docs"
+(
+    cd targets/firmware
+    export RUSTC_BOOTSTRAP=1 CADENCE_FIRMWARE_PACKAGE="$PWD/../../$package"
+    cargo fmt -- --check
+    # /usr/bin first, so cargo finds Debian's clippy rather than rustup's proxy.
+    PATH=/usr/bin:$PATH /usr/bin/cargo clippy --release --all-features --quiet -- -D warnings
+    RUSTDOCFLAGS="-D warnings" /usr/bin/cargo doc --release --no-deps --quiet
+)
 echo "firmware: all checks passed"

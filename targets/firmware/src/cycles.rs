@@ -1,9 +1,10 @@
 //! A cycle counter on SysTick, the one timer every Cortex-M core has.
 //!
 //! SysTick counts the core clock down from a 24-bit reload value; its exception counts
-//! the wraps, so the count extends to 64 bits. QEMU does not model the DWT cycle
-//! counter, and under `-icount` its SysTick advances with the instructions executed:
-//! then the counts are the same on every run.
+//! the wraps, so the count extends to 64 bits. (The DWT cycle counter is optional on
+//! Cortex-M and QEMU's boards are not relied on to model it.) Under QEMU's `-icount`
+//! SysTick advances with the instructions executed, so the counts are the same on
+//! every run; they measure QEMU's model of the core clock, not a real M7's pipeline.
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
