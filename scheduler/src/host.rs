@@ -4,14 +4,10 @@
 //! The calling thread is the time-triggered dispatcher: it sleeps until just before the
 //! next release in the [`ScheduleTable`], spins the last stretch (so a release is not
 //! at the mercy of the OS timer's slack), releases the job and sends the dispatch to
-//! the accelerator's worker. Each worker is told when its next release is due and polls
-//! its channel around that instant, so a job released on an idle worker starts without
-//! waiting for the OS to wake a sleeping thread. Workers run jobs to completion, so
-//! every host accelerator is non-preemptive. After the threads start, nothing here
-//! allocates: channels are bounded arrays and frame records go straight to the
-//! caller's [`Recorder`].
+//! the accelerator's worker. Workers run jobs to completion, so every host accelerator
+//! is non-preemptive. After the threads start, nothing here allocates: channels are
+//! bounded arrays and frame records go straight to the caller's [`Recorder`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
@@ -20,7 +16,7 @@ use thiserror::Error;
 use cadence_hal::Clock;
 
 use crate::executive::{Dispatch, Executive, Recorder};
-use crate::table::{Cursor, ScheduleTable};
+use crate::table::ScheduleTable;
 use crate::task::{AcceleratorId, Name, TaskId, TaskSet};
 
 /// A job's runner reported that the frame failed; the runner keeps the details (its
@@ -49,8 +45,7 @@ pub enum Stop {
 pub struct HostConfig {
     /// When to stop releasing.
     pub stop: Stop,
-    /// How long before a release the dispatcher, and the worker it releases to, stop
-    /// sleeping and spin.
+    /// How long before a release the dispatcher stops sleeping and spins.
     pub spin: Duration,
     /// Delay from the call to the first release, so every worker is waiting by then.
     pub lead: Duration,
@@ -135,11 +130,6 @@ pub fn run(
         per_worker[usize::from(accelerator)].push((task as TaskId, &mut **runner));
     }
     let (done_tx, done_rx) = bounded::<Completion>(accelerators * 2);
-    // Per accelerator: clock time of its next release (`u64::MAX`: none coming).
-    let next_release: Vec<AtomicU64> = (0..accelerators)
-        .map(|_| AtomicU64::new(u64::MAX))
-        .collect();
-    let next_release = next_release.as_slice();
     std::thread::scope(|scope| {
         let mut job_txs = Vec::with_capacity(accelerators);
         let mut workers = Vec::with_capacity(accelerators);
@@ -151,27 +141,13 @@ pub fn run(
             let handle = std::thread::Builder::new()
                 .name(format!("cadence-{name}"))
                 .spawn_scoped(scope, move || {
-                    let inbox = Inbox {
-                        jobs: &job_rx,
-                        next_release: &next_release[a],
-                        spin: config.spin,
-                    };
-                    worker(a as AcceleratorId, runners, &inbox, &done_tx, clock)
+                    worker(a as AcceleratorId, runners, &job_rx, &done_tx, clock)
                 })
                 .expect("spawning a worker thread");
             workers.push((name, handle));
         }
         drop(done_tx);
-        let outcome = dispatcher(
-            set,
-            table,
-            &job_txs,
-            &done_rx,
-            next_release,
-            clock,
-            config,
-            recorder,
-        );
+        let outcome = dispatcher(set, table, &job_txs, &done_rx, clock, config, recorder);
         drop(job_txs);
         for (name, handle) in workers {
             handle.join().map_err(|_| HostError::WorkerPanicked(name))?;
@@ -180,49 +156,14 @@ pub fn run(
     })
 }
 
-/// A worker's side of its job channel.
-struct Inbox<'a> {
-    jobs: &'a Receiver<Dispatch>,
-    /// Clock time the dispatcher next releases a job to this worker.
-    next_release: &'a AtomicU64,
-    spin: Duration,
-}
-
-impl Inbox<'_> {
-    /// The next job, `None` once the dispatcher is gone. Polls around the expected
-    /// release instant, sleeps otherwise.
-    fn next(&self, clock: &impl Clock) -> Option<Dispatch> {
-        let spin_ns = self.spin.as_nanos() as u64;
-        loop {
-            let expected = self.next_release.load(Ordering::Acquire);
-            match wait_until(
-                expected.saturating_add(spin_ns),
-                self.jobs,
-                clock,
-                2 * self.spin,
-            ) {
-                Wait::Got(job) => return Some(job),
-                Wait::Closed => return None,
-                // No job in the window (it queued behind another, or the schedule
-                // moved on): wait for one, re-reading the next release now and then.
-                Wait::Deadline => match self.jobs.recv_timeout(Duration::from_millis(1)) {
-                    Ok(job) => return Some(job),
-                    Err(RecvTimeoutError::Timeout) => continue,
-                    Err(RecvTimeoutError::Disconnected) => return None,
-                },
-            }
-        }
-    }
-}
-
 fn worker(
     accelerator: AcceleratorId,
     mut runners: Vec<(TaskId, &mut dyn JobRunner)>,
-    inbox: &Inbox<'_>,
+    jobs: &Receiver<Dispatch>,
     done: &Sender<Completion>,
     clock: &impl Clock,
 ) {
-    while let Some(job) = inbox.next(clock) {
+    while let Ok(job) = jobs.recv() {
         let start_ns = clock.now_ns();
         let ok = runners
             .iter_mut()
@@ -241,76 +182,40 @@ fn worker(
     }
 }
 
-/// How a [`wait_until`] ended.
-enum Wait<T> {
-    /// A message came.
-    Got(T),
-    /// The deadline passed first.
-    Deadline,
-    /// Every sender is gone.
-    Closed,
-}
-
-/// Waits until `deadline_ns` on `clock` or until a message arrives, whichever is
+/// Waits until `deadline_ns` on `clock` or until a completion arrives, whichever is
 /// first: sleeps on the channel until `spin` before the deadline, then polls it.
-fn wait_until<T>(
+fn wait_until(
     deadline_ns: u64,
-    rx: &Receiver<T>,
+    done: &Receiver<Completion>,
     clock: &impl Clock,
     spin: Duration,
-) -> Wait<T> {
+) -> Option<Completion> {
     let spin_ns = spin.as_nanos() as u64;
     loop {
         let now = clock.now_ns();
         if now >= deadline_ns {
-            return Wait::Deadline;
+            return None;
         }
         let left = deadline_ns - now;
         if left > spin_ns {
-            match rx.recv_timeout(Duration::from_nanos(left - spin_ns)) {
-                Ok(message) => return Wait::Got(message),
+            match done.recv_timeout(Duration::from_nanos(left - spin_ns)) {
+                Ok(c) => return Some(c),
                 Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => return Wait::Closed,
+                Err(RecvTimeoutError::Disconnected) => return None,
             }
         }
-        match rx.try_recv() {
-            Ok(message) => return Wait::Got(message),
-            Err(crossbeam_channel::TryRecvError::Disconnected) => return Wait::Closed,
-            Err(crossbeam_channel::TryRecvError::Empty) => std::hint::spin_loop(),
+        if let Ok(c) = done.try_recv() {
+            return Some(c);
         }
+        std::hint::spin_loop();
     }
 }
 
-/// Clock time of the next release on `accelerator` at or after `cursor`, within one
-/// hyperperiod; `u64::MAX` when none comes before `stop_ns`.
-fn next_release_on(
-    set: &TaskSet,
-    cursor: &Cursor<'_>,
-    releases_left: u64,
-    accelerator: AcceleratorId,
-    origin_ns: u64,
-    stop_ns: u64,
-) -> u64 {
-    cursor
-        .clone()
-        .take(
-            cursor
-                .table_len()
-                .min(releases_left.try_into().unwrap_or(usize::MAX)),
-        )
-        .map(|(at, task)| (origin_ns + at, task))
-        .take_while(|&(t, _)| t < stop_ns)
-        .find(|&(_, task)| set.task(task).accelerator == accelerator)
-        .map_or(u64::MAX, |(t, _)| t)
-}
-
-#[allow(clippy::too_many_arguments)] // one call site; the threads' shared state
 fn dispatcher(
     set: &TaskSet,
     table: &ScheduleTable,
     jobs: &[Sender<Dispatch>],
     done: &Receiver<Completion>,
-    next_release: &[AtomicU64],
     clock: &impl Clock,
     config: &HostConfig,
     recorder: &mut (impl Recorder + ?Sized),
@@ -333,14 +238,6 @@ fn dispatcher(
     };
     let mut releases = table.cursor();
     let mut released = 0u64;
-    let tell_workers = |releases: &Cursor<'_>, released: u64| {
-        for (a, slot) in next_release.iter().enumerate() {
-            let left = max_frames - released;
-            let t = next_release_on(set, releases, left, a as AcceleratorId, origin_ns, stop_ns);
-            slot.store(t, Ordering::Release);
-        }
-    };
-    tell_workers(&releases, released);
     loop {
         let next_release =
             Some(origin_ns + releases.peek().0).filter(|&t| released < max_frames && t < stop_ns);
@@ -349,10 +246,7 @@ fn dispatcher(
             .flatten()
             .min();
         let completion = match next {
-            Some(t) => match wait_until(t, done, clock, config.spin) {
-                Wait::Got(c) => Some(c),
-                Wait::Deadline | Wait::Closed => None,
-            },
+            Some(t) => wait_until(t, done, clock, config.spin),
             // Every worker gone (they only leave by panicking): nothing more will end.
             None if executive.busy() => match done.recv() {
                 Ok(c) => Some(c),
@@ -373,7 +267,6 @@ fn dispatcher(
             releases.advance();
             released += 1;
             send(executive.release(task, t, recorder));
-            tell_workers(&releases, released);
         }
     }
     HostOutcome {

@@ -158,11 +158,6 @@ pub struct Cursor<'t> {
 }
 
 impl Cursor<'_> {
-    /// Releases in one cycle of the table.
-    pub fn table_len(&self) -> usize {
-        self.table.releases.len()
-    }
-
     /// The next release without consuming it: `(absolute time ns, task)`.
     pub fn peek(&self) -> (u64, TaskId) {
         let r = self.table.releases[self.index];
