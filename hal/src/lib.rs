@@ -19,10 +19,10 @@ pub mod shape;
 pub mod tract;
 
 pub use accelerator::{Accelerator, BackendError};
-#[cfg(feature = "std")]
-pub use clock::StdClock;
 #[cfg(feature = "embassy-time")]
 pub use clock::EmbassyClock;
+#[cfg(feature = "std")]
+pub use clock::StdClock;
 pub use clock::{Clock, SimClock};
 pub use op::{Activation, Op, OpError};
 pub use plan::{DType, Plan, PlanError, StepRecord, Storage, TensorRecord};

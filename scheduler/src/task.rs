@@ -85,6 +85,29 @@ pub struct TaskSpec {
     pub policy: OverrunPolicy,
 }
 
+impl TaskSpec {
+    /// The common case, spelled once: deadline equal to the period, no release jitter,
+    /// and the `skip-next` policy.
+    pub fn periodic(
+        name: &str,
+        accelerator: AcceleratorId,
+        period_ns: u64,
+        budget_ns: u64,
+        priority: u8,
+    ) -> Self {
+        Self {
+            name: self::name(name),
+            accelerator,
+            period_ns,
+            deadline_ns: period_ns,
+            budget_ns,
+            priority,
+            release_jitter_ns: 0,
+            policy: OverrunPolicy::SkipNext,
+        }
+    }
+}
+
 /// Why a task set is not well formed. Checked before any analysis or run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TaskSetError {

@@ -370,7 +370,10 @@ fn microkernel(
 }
 
 /// Panics unless the operands cover a `R × kc` tile: the SIMD kernels rely on it.
-#[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "aarch64", target_feature = "neon")
+))]
 #[inline(always)]
 fn check_tile<const R: usize>(kc: usize, a: &[f32], rs: usize, cs: usize, b: &[f32], ldb: usize) {
     assert!(R <= MR);
