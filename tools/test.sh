@@ -15,7 +15,7 @@ step "chromium (the report test opens report.html in it)"
 if ! command -v chromium >/dev/null; then
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
     $sudo apt-get update
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 fi
 chromium --version
 
