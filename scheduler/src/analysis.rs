@@ -150,10 +150,6 @@ fn utilisation_ppm(t: &TaskSpec) -> u64 {
     (u128::from(t.budget_ns) * 1_000_000 / u128::from(t.period_ns)) as u64
 }
 
-fn div_ceil(a: u64, b: u64) -> u64 {
-    a.div_ceil(b)
-}
-
 fn analyse_task(set: &TaskSet, id: TaskId) -> TaskVerdict {
     let task = set.task(id);
     let accelerator = &set.accelerators()[usize::from(task.accelerator)];
@@ -176,7 +172,9 @@ fn analyse_task(set: &TaskSet, id: TaskId) -> TaskVerdict {
     // Past this, the task misses by so much that iterating on is pointless.
     let limit = task.deadline_ns.saturating_mul(DIVERGENCE_FACTOR);
     let wcrt_ns = busy_period(task, &higher, blocking_ns, limit).and_then(|busy| {
-        let jobs = div_ceil(busy + task.release_jitter_ns, task.period_ns).max(1);
+        let jobs = (busy + task.release_jitter_ns)
+            .div_ceil(task.period_ns)
+            .max(1);
         let mut worst = 0u64;
         for q in 0..jobs {
             let r = if accelerator.preemptive {
@@ -222,12 +220,12 @@ fn fixed_point(start: u64, limit: u64, f: impl Fn(u64) -> u64) -> Option<u64> {
 /// Length of the level-i busy period: the longest time the accelerator stays busy with
 /// work of this priority or above (plus the initial blocking) from a critical instant.
 fn busy_period(task: &TaskSpec, higher: &[&TaskSpec], blocking_ns: u64, limit: u64) -> Option<u64> {
-    let own = |w: u64| div_ceil(w + task.release_jitter_ns, task.period_ns) * task.budget_ns;
+    let own = |w: u64| (w + task.release_jitter_ns).div_ceil(task.period_ns) * task.budget_ns;
     fixed_point(task.budget_ns + blocking_ns, limit, |w| {
         blocking_ns
             .saturating_add(own(w))
             .saturating_add(interference(higher, |t| {
-                div_ceil(w + t.release_jitter_ns, t.period_ns)
+                (w + t.release_jitter_ns).div_ceil(t.period_ns)
             }))
     })
 }
@@ -237,7 +235,7 @@ fn preemptive_response(task: &TaskSpec, higher: &[&TaskSpec], q: u64, limit: u64
     let own = (q + 1) * task.budget_ns;
     let end = fixed_point(own, limit, |w| {
         own.saturating_add(interference(higher, |t| {
-            div_ceil(w + t.release_jitter_ns, t.period_ns)
+            (w + t.release_jitter_ns).div_ceil(t.period_ns)
         }))
     })?;
     Some((end + task.release_jitter_ns).saturating_sub(q * task.period_ns))
@@ -265,21 +263,15 @@ fn non_preemptive_response(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::task::{AcceleratorSpec, OverrunPolicy, name};
+    use crate::task::{AcceleratorSpec, name};
 
     fn set(preemptive: bool, tasks: &[(u64, u64, u64, u8)]) -> TaskSet {
         let tasks: Vec<TaskSpec, MAX_TASKS> = tasks
             .iter()
             .enumerate()
             .map(|(i, &(period, deadline, budget, priority))| TaskSpec {
-                name: name(["a", "b", "c", "d", "e"][i]),
-                accelerator: 0,
-                period_ns: period,
                 deadline_ns: deadline,
-                budget_ns: budget,
-                priority,
-                release_jitter_ns: 0,
-                policy: OverrunPolicy::SkipNext,
+                ..TaskSpec::periodic(["a", "b", "c", "d", "e"][i], 0, period, budget, priority)
             })
             .collect();
         let acc = AcceleratorSpec {

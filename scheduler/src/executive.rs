@@ -202,11 +202,6 @@ impl<'s> Executive<'s> {
         }
     }
 
-    /// The task set.
-    pub fn set(&self) -> &'s TaskSet {
-        self.set
-    }
-
     /// Task `id`'s counts.
     pub fn counts(&self, id: TaskId) -> TaskCounts {
         let t = &self.tasks[usize::from(id)];
@@ -228,13 +223,6 @@ impl<'s> Executive<'s> {
     pub fn is_queued(&self, task: TaskId, seq: u32) -> bool {
         let acc = &self.accelerators[usize::from(self.set.task(task).accelerator)];
         acc.ready.iter().any(|j| j.task == task && j.seq == seq)
-    }
-
-    /// The job running on `accelerator`: `(task, seq)`.
-    pub fn running(&self, accelerator: AcceleratorId) -> Option<(TaskId, u32)> {
-        self.accelerators[usize::from(accelerator)]
-            .running
-            .map(|j| (j.task, j.seq))
     }
 
     /// Releases the next job of `task` at `now_ns`. Answers the dispatch to carry out,

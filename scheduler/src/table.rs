@@ -187,21 +187,14 @@ impl Iterator for Cursor<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::task::{AcceleratorSpec, OverrunPolicy, TaskSpec, name};
+    use crate::task::{AcceleratorSpec, TaskSpec, name};
 
     fn set(periods: &[(u64, u8)]) -> TaskSet {
         let tasks: Vec<TaskSpec, 8> = periods
             .iter()
             .enumerate()
-            .map(|(i, &(period, priority))| TaskSpec {
-                name: name(["a", "b", "c"][i]),
-                accelerator: 0,
-                period_ns: period,
-                deadline_ns: period,
-                budget_ns: 1,
-                priority,
-                release_jitter_ns: 0,
-                policy: OverrunPolicy::SkipNext,
+            .map(|(i, &(period, priority))| {
+                TaskSpec::periodic(["a", "b", "c"][i], 0, period, 1, priority)
             })
             .collect();
         let acc = AcceleratorSpec {

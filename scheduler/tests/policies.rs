@@ -12,14 +12,8 @@ use cadence_scheduler::{
 /// One task: period = deadline = 10, budget 4, on one accelerator.
 fn one_task(policy: OverrunPolicy, preemptive: bool) -> TaskSet {
     let task = TaskSpec {
-        name: name("camera"),
-        accelerator: 0,
-        period_ns: 10,
-        deadline_ns: 10,
-        budget_ns: 4,
-        priority: 1,
-        release_jitter_ns: 0,
         policy,
+        ..TaskSpec::periodic("camera", 0, 10, 4, 1)
     };
     let acc = AcceleratorSpec {
         name: name("cpu0"),
@@ -144,16 +138,8 @@ fn degrade_queues_one_job_at_most_and_skips_the_rest() {
 
 #[test]
 fn a_preempted_job_resumes_where_it_stopped() {
-    let task = |n: &str, period, budget, priority| TaskSpec {
-        name: name(n),
-        accelerator: 0,
-        period_ns: period,
-        deadline_ns: period,
-        budget_ns: budget,
-        priority,
-        release_jitter_ns: 0,
-        policy: OverrunPolicy::SkipNext,
-    };
+    let task =
+        |n: &str, period, budget, priority| TaskSpec::periodic(n, 0, period, budget, priority);
     let acc = AcceleratorSpec {
         name: name("dsp"),
         preemptive: true,

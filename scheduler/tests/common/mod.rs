@@ -3,7 +3,7 @@
 use cadence_hal::{Clock, StdClock};
 use cadence_scheduler::host::{JobFailed, JobRunner};
 use cadence_scheduler::task::name;
-use cadence_scheduler::{AcceleratorSpec, Dispatch, OverrunPolicy, TaskSet, TaskSpec};
+use cadence_scheduler::{AcceleratorSpec, Dispatch, TaskSet, TaskSpec};
 
 /// Spins for a fixed time, failing every `fail_every`-th job.
 pub struct Spinner {
@@ -28,15 +28,8 @@ impl JobRunner for Spinner {
 }
 
 pub fn set(preemptive: bool) -> TaskSet {
-    let task = |n: &str, acc: u8, period_ms: u64| TaskSpec {
-        name: name(n),
-        accelerator: acc,
-        period_ns: period_ms * 1_000_000,
-        deadline_ns: period_ms * 1_000_000,
-        budget_ns: 1_000_000,
-        priority: 1,
-        release_jitter_ns: 0,
-        policy: OverrunPolicy::SkipNext,
+    let task = |n: &str, acc: u8, period_ms: u64| {
+        TaskSpec::periodic(n, acc, period_ms * 1_000_000, 1_000_000, 1)
     };
     let accs = [
         AcceleratorSpec {
