@@ -29,6 +29,8 @@ use core::fmt;
 use zerocopy::little_endian::{U16, U32};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
+pub mod payload;
+
 /// First bytes of every message; the decoder resynchronises on them after an error.
 ///
 /// No tail of it is also a head of it, so garbage ending in part of a magic cannot
@@ -128,11 +130,15 @@ pub enum Kind {
     Reset = 7,
     /// Either way: acknowledges a control message.
     Ack = 8,
+    /// DUT → rig: sent once at boot (and after every restart).
+    Hello = 9,
+    /// DUT → rig: the DUT's counters, in answer to `Stop`.
+    Summary = 10,
 }
 
 impl Kind {
     /// Every kind, in code order.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 10] = [
         Kind::CameraFrame,
         Kind::LidarFrame,
         Kind::Detections,
@@ -141,6 +147,8 @@ impl Kind {
         Kind::Stop,
         Kind::Reset,
         Kind::Ack,
+        Kind::Hello,
+        Kind::Summary,
     ];
 
     /// The code stored in [`Header::kind`].
