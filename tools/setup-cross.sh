@@ -5,18 +5,33 @@
 #  - rust-web-llvm, lld-22: `rust-lld` (linked to lld-22) and the LLVM tools
 #    (`llvm-size-22` reports the firmware's flash and RAM);
 #  - rust-web-clippy: lints the firmware for its own target;
-#  - qemu-system-arm: runs the Cortex-M7 firmware (`-machine mps2-an500`).
+#  - qemu-system-arm: runs the Cortex-M7 firmware (`-machine mps2-an500`);
+#  - libstd-rust-web-dev:arm64, gcc-aarch64-linux-gnu, libc6-dev-arm64-cross, qemu-user:
+#    the aarch64 Linux build (tools/aarch64.sh) links Debian's arm64 standard library
+#    (the same version as rustc-web, checked below) with the cross gcc and glibc, and
+#    runs under qemu-aarch64. dpkg learns the arm64 architecture once, before the install.
 # Idempotent: when everything is already installed it says so and changes nothing.
 # Uses sudo only when not root.
 set -euo pipefail
 
-packages=(rustc-web cargo-web rust-web-src rust-web-llvm lld-22 rust-web-clippy qemu-system-arm)
+packages=(rustc-web cargo-web rust-web-src rust-web-llvm lld-22 rust-web-clippy qemu-system-arm
+    libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
 # The bare-metal build needs this rustc (build-std and the library sources must match).
 min_rustc=1.96
 
 installed() {
     [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
 }
+
+sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+
+# apt sees no `:arm64` package until dpkg knows the architecture and the lists are fetched.
+refresh_lists=false
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    echo "setup-cross: adding dpkg architecture arm64"
+    $sudo dpkg --add-architecture arm64
+    refresh_lists=true
+fi
 
 missing=()
 for package in "${packages[@]}"; do
@@ -26,8 +41,10 @@ done
 if [ ${#missing[@]} -eq 0 ]; then
     echo "setup-cross: all of ${packages[*]} already installed; nothing to do"
 else
-    sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
     echo "setup-cross: installing ${missing[*]}"
+    if $refresh_lists; then
+        $sudo apt-get update
+    fi
     # Package lists may be stale: on a failed install, refresh them once and retry.
     if ! $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"; then
         $sudo apt-get update
@@ -40,4 +57,12 @@ if [ "$(printf '%s\n%s\n' "$min_rustc" "$rustc_version" | sort -V | head -n1)" !
     echo "setup-cross: /usr/bin/rustc is $rustc_version; the firmware needs >= $min_rustc (bookworm-security's rustc-web)" >&2
     exit 1
 fi
+# rustc only links a standard library built by the very same compiler release.
+rustc_package=$(dpkg-query -W -f='${Version}' rustc-web)
+libstd_arm64=$(dpkg-query -W -f='${Version}' libstd-rust-web-dev:arm64)
+if [ "$libstd_arm64" != "$rustc_package" ]; then
+    echo "setup-cross: libstd-rust-web-dev:arm64 is $libstd_arm64 but rustc-web is $rustc_package; install the same version of both" >&2
+    exit 1
+fi
 echo "setup-cross: /usr/bin/rustc $rustc_version, $(qemu-system-arm --version | head -n1)"
+echo "setup-cross: arm64 libstd $libstd_arm64, $(qemu-aarch64 --version | head -n1)"
