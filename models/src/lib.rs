@@ -7,7 +7,9 @@
 //! - [`detect`]: camera SSD outputs → [`detect::Detection`]s;
 //! - [`lidar`]: point cloud → pillars → BEV grid, and lidar head outputs →
 //!   [`lidar::LidarDetection`]s;
-//! - [`nms`]: the score threshold, top-k and non-maximum suppression both share.
+//! - [`nms`]: the score threshold, top-k and non-maximum suppression both share;
+//! - [`mcu`]: the microcontroller firmware's ROI and BEV classifiers' frame paths
+//!   (frame → model input → detections), which a HIL rig reruns on the host.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -17,6 +19,7 @@ pub mod camera;
 pub mod detect;
 pub mod lidar;
 mod math;
+pub mod mcu;
 pub mod nms;
 
 /// What a detection is. Both model families detect the same three road users; each

@@ -13,6 +13,11 @@
 
 use cadence_compiler::onnx_build::{Attr, OnnxBuilder};
 
+#[path = "common/weights.rs"]
+mod weights;
+
+use weights::{Lcg, scale};
+
 /// Seed of the weight generator.
 const SEED: u64 = 0x00C0_FFEE;
 /// Input channels, height and width of a region of interest.
@@ -23,32 +28,6 @@ const CONV_CHANNELS: [usize; 2] = [8, 16];
 const CLASSES: usize = 4;
 /// Convolution kernel size (square).
 const KERNEL: usize = 3;
-
-/// A 64-bit linear congruential generator (Knuth's MMIX constants): plenty for weights
-/// that only have to be fixed and spread out.
-struct Lcg(u64);
-
-impl Lcg {
-    /// Uniform in `[-1, 1)`.
-    fn next_signed(&mut self) -> f32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        // The top 24 bits: exactly representable in an f32.
-        (self.0 >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-
-    /// `len` values uniform in `[-scale, scale)`.
-    fn values(&mut self, len: usize, scale: f32) -> Vec<f32> {
-        (0..len).map(|_| self.next_signed() * scale).collect()
-    }
-}
-
-/// He-style scale for a layer with `fan_in` inputs per output.
-fn scale(fan_in: usize) -> f32 {
-    (6.0 / fan_in as f32).sqrt()
-}
 
 fn main() -> std::io::Result<()> {
     let out = std::env::args_os().nth(1).ok_or_else(|| {
