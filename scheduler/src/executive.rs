@@ -108,6 +108,29 @@ impl FrameRecord {
     }
 }
 
+/// Why a released frame's sensor input cannot run; see [`Executive::release_refused`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum InputFault {
+    /// The sensor frame never arrived by its release: there is nothing to run. The
+    /// frame is recorded `skipped` (it was not run), so a lost frame is counted, not
+    /// silently absent.
+    Missing,
+    /// The sensor frame arrived but failed its checks (checksum, shape, a NaN): it is
+    /// refused before any model runs on it and recorded `failed` (the error contract 6
+    /// asks for, on the frame it concerns).
+    Corrupted,
+}
+
+impl InputFault {
+    /// The state a frame with this fault ends in.
+    pub fn state(self) -> FrameState {
+        match self {
+            Self::Missing => FrameState::Skipped,
+            Self::Corrupted => FrameState::Failed,
+        }
+    }
+}
+
 /// Where frame records go: statistics, a trace, a log line.
 pub trait Recorder {
     /// Called exactly once per released frame, when its state is final.
@@ -233,18 +256,9 @@ impl<'s> Executive<'s> {
         now_ns: u64,
         recorder: &mut (impl Recorder + ?Sized),
     ) -> Option<Dispatch> {
+        let job = self.next_job(task, now_ns);
         let spec = self.set.task(task);
         let state = &mut self.tasks[usize::from(task)];
-        let job = Job {
-            task,
-            seq: state.released,
-            release_ns: now_ns,
-            deadline_ns: now_ns.saturating_add(spec.deadline_ns),
-            mode: Mode::Primary,
-            start_ns: None,
-            abandoned: false,
-        };
-        state.released += 1;
         let room = match spec.policy {
             OverrunPolicy::Degrade { .. } => state.alive < 2,
             OverrunPolicy::SkipNext | OverrunPolicy::Abort => state.alive == 0,
@@ -257,6 +271,39 @@ impl<'s> Executive<'s> {
         }
         state.alive += 1;
         self.dispatch(accelerator, now_ns)
+    }
+
+    /// Releases the next job of `task` at `now_ns` when its sensor input cannot run
+    /// (`fault`): the frame takes its sequence number and is recorded at once in
+    /// [`InputFault::state`], with no start or end. Nothing is queued, so the task's
+    /// other jobs and its degrade state are untouched: the next frame with good input
+    /// runs as it would have.
+    pub fn release_refused(
+        &mut self,
+        task: TaskId,
+        now_ns: u64,
+        fault: InputFault,
+        recorder: &mut (impl Recorder + ?Sized),
+    ) {
+        let job = self.next_job(task, now_ns);
+        let accelerator = self.set.task(task).accelerator;
+        recorder.record(&job.record(accelerator, None, fault.state()));
+    }
+
+    /// Task `task`'s next job, released at `now_ns`: takes the next sequence number.
+    fn next_job(&mut self, task: TaskId, now_ns: u64) -> Job {
+        let state = &mut self.tasks[usize::from(task)];
+        let job = Job {
+            task,
+            seq: state.released,
+            release_ns: now_ns,
+            deadline_ns: now_ns.saturating_add(self.set.task(task).deadline_ns),
+            mode: Mode::Primary,
+            start_ns: None,
+            abandoned: false,
+        };
+        state.released += 1;
+        job
     }
 
     /// The job running on `accelerator` ended at `end_ns`: `ok` when it produced its

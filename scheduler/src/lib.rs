@@ -9,6 +9,9 @@
 //! 4. [`executive`]: the state machine that releases jobs, dispatches them by priority,
 //!    applies overrun policies and records how every frame ended;
 //! 5. [`sim`]: the executive on a simulated clock, bit-for-bit reproducible;
+//!    [`faults`]: seeded fault injection for it (overruns, backend errors, corrupted
+//!    and dropped frames, a slow burst); [`ledger`]: the check that every released
+//!    frame ended in exactly one state;
 //! 6. `host` (feature `std`): the executive on the host's clock, one worker thread per
 //!    accelerator, no allocation per frame.
 //!
@@ -18,14 +21,18 @@
 
 pub mod analysis;
 pub mod executive;
+pub mod faults;
 #[cfg(feature = "std")]
 pub mod host;
+pub mod ledger;
 pub mod sim;
 pub mod table;
 pub mod task;
 
 pub use analysis::{Analysis, TaskVerdict, Unschedulable};
-pub use executive::{Dispatch, Executive, FrameRecord, Mode, Recorder};
+pub use executive::{Dispatch, Executive, FrameRecord, InputFault, Mode, Recorder};
+pub use faults::{Burst, Fault, FaultInjector, FaultMix, FaultPlan};
+pub use ledger::{AccountingError, Ledger};
 pub use sim::{Budgets, Execution, ExecutionModel, Simulator};
 pub use table::{ScheduleTable, TableError};
 pub use task::{AcceleratorSpec, OverrunPolicy, TaskId, TaskSet, TaskSetError, TaskSpec};

@@ -12,7 +12,7 @@ use heapless::Vec;
 
 use cadence_hal::{Clock, SimClock};
 
-use crate::executive::{Cut, Dispatch, Executive, Mode, Recorder};
+use crate::executive::{Cut, Dispatch, Executive, InputFault, Mode, Recorder};
 use crate::table::ScheduleTable;
 use crate::task::{AcceleratorId, MAX_ACCELERATORS, MAX_TASKS, OverrunPolicy, TaskId, TaskSet};
 
@@ -30,6 +30,14 @@ pub struct Execution {
 pub trait ExecutionModel {
     /// The execution of job `seq` of `task` running in `mode`.
     fn execution(&mut self, set: &TaskSet, task: TaskId, seq: u32, mode: Mode) -> Execution;
+
+    /// Whether job `seq` of `task` has its sensor input at its release: `None` when it
+    /// arrived intact (the default: every input does), or why it cannot run, in which
+    /// case the simulator hands it to [`Executive::release_refused`] and it never runs.
+    /// Asked once per release, in release order.
+    fn input_fault(&mut self, _set: &TaskSet, _task: TaskId, _seq: u32) -> Option<InputFault> {
+        None
+    }
 }
 
 /// Every job runs exactly its budget (the fallback's under the degrade policy): the
@@ -145,7 +153,10 @@ impl<'s> Simulator<'s> {
                 let (_, task) = releases.peek();
                 releases.advance();
                 released += 1;
-                if let Some(d) = self.executive.release(task, now, recorder) {
+                let seq = self.executive.counts(task).released;
+                if let Some(fault) = model.input_fault(self.set, task, seq) {
+                    self.executive.release_refused(task, now, fault, recorder);
+                } else if let Some(d) = self.executive.release(task, now, recorder) {
                     self.start(d, model);
                 }
             }

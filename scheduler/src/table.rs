@@ -13,7 +13,7 @@ use core::fmt;
 
 use heapless::Vec;
 
-use crate::task::{Name, TaskId, TaskSet};
+use crate::task::{MAX_TASKS, Name, TaskId, TaskSet};
 
 /// Most releases in one hyperperiod.
 pub const MAX_RELEASES: usize = 512;
@@ -63,6 +63,8 @@ impl fmt::Display for TableError {
 pub struct ScheduleTable {
     hyperperiod_ns: u64,
     releases: Vec<Release, MAX_RELEASES>,
+    /// Releases of each task per hyperperiod, indexed by [`TaskId`].
+    per_cycle: [u64; MAX_TASKS],
 }
 
 impl ScheduleTable {
@@ -101,13 +103,14 @@ impl ScheduleTable {
                     .unwrap_or_default(),
             })?;
         let mut releases = Vec::new();
+        let mut per_cycle = [0; MAX_TASKS];
         for (id, t) in tasks.iter().enumerate() {
             let n = hyperperiod_ns / t.period_ns;
+            per_cycle[id] = n;
             for k in 0..n {
-                let at_ns = (u128::from(k) * u128::from(hyperperiod_ns) / u128::from(n)) as u64;
                 // Cannot fail: `fits` bounded the total.
                 let _ = releases.push(Release {
-                    at_ns,
+                    at_ns: release_offset_ns(k, hyperperiod_ns, n),
                     task: id as TaskId,
                 });
             }
@@ -126,7 +129,36 @@ impl ScheduleTable {
         Ok(Self {
             hyperperiod_ns,
             releases,
+            per_cycle,
         })
+    }
+
+    /// How many times task `task` releases in one hyperperiod.
+    pub fn releases_per_cycle(&self, task: TaskId) -> u64 {
+        self.per_cycle[usize::from(task)]
+    }
+
+    /// How many of the first `frames` releases (in table order, from t = 0) belong to
+    /// task `task`: whole cycles times its releases per cycle, plus its share of the
+    /// partial cycle at the end.
+    pub fn releases_in(&self, task: TaskId, frames: u64) -> u64 {
+        let per_cycle = self.releases.len() as u64;
+        let rest = (frames % per_cycle) as usize;
+        let in_rest = self.releases[..rest]
+            .iter()
+            .filter(|r| r.task == task)
+            .count() as u64;
+        frames / per_cycle * self.releases_per_cycle(task) + in_rest
+    }
+
+    /// When job `seq` of `task` is released, counted from the first release at t = 0:
+    /// what the [`ScheduleTable::cursor`] gives, without walking to it.
+    pub fn release_ns(&self, task: TaskId, seq: u32) -> u64 {
+        release_offset_ns(
+            u64::from(seq),
+            self.hyperperiod_ns,
+            self.releases_per_cycle(task),
+        )
     }
 
     /// Length of one cycle of the table.
@@ -147,6 +179,13 @@ impl ScheduleTable {
             index: 0,
         }
     }
+}
+
+/// Release `k` of a task released `n` times per hyperperiod `h`: `floor(k · h / n)`.
+/// For `k ≥ n` this is the same release `k mod n` of cycle `k / n`, so one formula
+/// places releases in the table and names any job's release time.
+fn release_offset_ns(k: u64, h: u64, n: u64) -> u64 {
+    (u128::from(k) * u128::from(h) / u128::from(n)) as u64
 }
 
 /// Walks a table's releases cycle after cycle.
@@ -237,6 +276,28 @@ mod tests {
         assert_eq!(t.releases().len(), 4 + 2 + 1);
         let mut c = t.cursor();
         assert_eq!(c.nth(7), Some((40, 2)), "the second cycle starts at 40");
+    }
+
+    #[test]
+    fn release_times_by_sequence_number_match_the_cursor() {
+        let s = set(&[(33_333_000, 2), (100_000_000, 1), (50_000_000, 3)]);
+        let t = ScheduleTable::new(&s).unwrap();
+        let mut seqs = [0u32; 3];
+        for (at, task) in t.cursor().take(200) {
+            let seq = &mut seqs[usize::from(task)];
+            assert_eq!(t.release_ns(task, *seq), at, "task {task} job {seq}");
+            *seq += 1;
+        }
+        let per_cycle: Vec<u64, 3> = (0..3).map(|id| t.releases_per_cycle(id)).collect();
+        assert_eq!(per_cycle.as_slice(), &[3, 1, 2]);
+        let walked = |frames: usize, task: TaskId| {
+            t.cursor().take(frames).filter(|&(_, k)| k == task).count() as u64
+        };
+        for frames in [0, 1, 5, 6, 7, 61, 200] {
+            for task in 0..3 {
+                assert_eq!(t.releases_in(task, frames as u64), walked(frames, task));
+            }
+        }
     }
 
     #[test]
