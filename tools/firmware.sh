@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Builds the Cortex-M7 firmware image (targets/firmware) and runs it under QEMU:
-#  1. writes the ROI classifier's ONNX (cadence-compiler's `firmware_roi_classifier`
-#     example) and compiles it with the host `cadence` into out/firmware/*.cpk;
-#  2. builds the image twice: as is, and with the `corrupt-package` feature;
-#  3. runs both on QEMU's mps2-an500: the first must pass its self-test and exit 0,
-#     twice under `-icount` with the same cycle count for every timed frame; the
-#     second must report the package error and exit non-zero;
-#  4. prints the image's flash and RAM use (llvm-size);
+#  1. writes the ROI classifier's and the BEV classifier's ONNX (cadence-compiler's
+#     `firmware_roi_classifier` and `firmware_bev_classifier` examples) and compiles
+#     them with the host `cadence` into out/firmware/*.cpk;
+#  2. builds the image three times: as is (self-test + fixed-rate demo), with the
+#     `corrupt-package` feature, and with `hil-dut` (the HIL device under test,
+#     out/firmware/cadence-firmware-dut.elf);
+#  3. runs them on QEMU's mps2-an500: the first must pass its self-test and demo and
+#     exit 0, twice under `-icount` with the same cycle count for every timed frame; the
+#     second must report the package error and exit non-zero; the DUT must send its
+#     wire-protocol `Hello` on UART0 at boot;
+#  4. prints the images' flash and RAM use (llvm-size);
 #  5. checks the firmware crate's formatting, lints and docs (the root workspace's
 #     `cargo fmt`/`clippy` do not reach it: it is its own workspace).
 # Needs tools/setup-cross.sh run once. Exits non-zero on any failed check.
@@ -24,31 +28,36 @@ done
 
 out=out/firmware
 mkdir -p "$out"
-onnx=$out/roi_classifier.onnx
-package=$out/roi_classifier.cpk
 
-step "package"
+step "packages"
 # CADENCE names a `cadence` binary already built (as for tools/build-models.sh).
 if [ -z "${CADENCE:-}" ]; then
     cargo build --release -p cadence-cli --quiet
 fi
 cadence=${CADENCE:-target/release/cadence}
-# Rebuilt only when its inputs changed, so a warm run does not rebuild the image
-# (a package records when it was compiled, so each compile gives new bytes).
 fresh_onnx=$(mktemp)
 trap 'rm -f "$fresh_onnx"' EXIT
-cargo run --release --quiet -p cadence-compiler --example firmware_roi_classifier -- "$fresh_onnx"
-cmp -s "$fresh_onnx" "$onnx" || cp "$fresh_onnx" "$onnx"
-if [ ! -e "$package" ] || [ "$onnx" -nt "$package" ] || [ "$cadence" -nt "$package" ]; then
-    "$cadence" compile "$onnx" -o "$package" --no-source
-else
-    echo "$package is up to date"
-fi
+for model in roi_classifier bev_classifier; do
+    onnx=$out/$model.onnx
+    package=$out/$model.cpk
+    # Rebuilt only when its inputs changed, so a warm run does not rebuild the image
+    # (a package records when it was compiled, so each compile gives new bytes).
+    cargo run --release --quiet -p cadence-compiler --example "firmware_$model" -- "$fresh_onnx"
+    cmp -s "$fresh_onnx" "$onnx" || cp "$fresh_onnx" "$onnx"
+    if [ ! -e "$package" ] || [ "$onnx" -nt "$package" ] || [ "$cadence" -nt "$package" ]; then
+        "$cadence" compile "$onnx" -o "$package" --no-source
+    else
+        echo "$package is up to date"
+    fi
+done
+package=$out/roi_classifier.cpk
+lidar_package=$out/bev_classifier.cpk
 
 # The firmware is its own workspace, built by Debian's cargo (rustup's has no
 # thumbv7em target); build-std needs the unstable gate on cargo itself too.
 firmware_cargo() {
     (cd targets/firmware && RUSTC_BOOTSTRAP=1 CADENCE_FIRMWARE_PACKAGE="$PWD/../../$package" \
+        CADENCE_FIRMWARE_LIDAR_PACKAGE="$PWD/../../$lidar_package" \
         /usr/bin/cargo build --release "$@")
 }
 elf=targets/firmware/target/thumbv7em-none-eabihf/release/cadence-firmware
@@ -58,24 +67,29 @@ firmware_cargo
 cp "$elf" "$out/cadence-firmware.elf"
 firmware_cargo --features corrupt-package
 cp "$elf" "$out/cadence-firmware-corrupt.elf"
+firmware_cargo --features hil-dut
+cp "$elf" "$out/cadence-firmware-dut.elf"
 
-# Runs an image on QEMU's Cortex-M7 board with `-icount shift=0` (one instruction per
-# virtual nanosecond, so timer counts depend only on the code run); prints its output,
-# and its exit status last.
+# Runs an image on QEMU's Cortex-M7 board with `-icount shift=0,sleep=off` (one
+# instruction per virtual nanosecond, so timer counts depend only on the code run, and
+# idle time skipped, so the demo's second of frames takes a fraction of one); prints
+# its output, and its exit status last.
 run_image() {
     local status=0
     timeout 120 qemu-system-arm -cpu cortex-m7 -machine mps2-an500 -nographic \
-        -semihosting-config enable=on,target=native -icount shift=0 -kernel "$1" || status=$?
+        -semihosting-config enable=on,target=native -icount shift=0,sleep=off -kernel "$1" \
+        || status=$?
     echo "exit status: $status"
 }
 
-step "run: the package as compiled (must pass and exit 0, twice, same cycle counts)"
+step "run: the packages as compiled (self-test and demo must pass and exit 0, twice, same cycle counts)"
 good=$(run_image "$out/cadence-firmware.elf")
 echo "$good"
 again=$(run_image "$out/cadence-firmware.elf")
 for output in "$good" "$again"; do
-    if [ "$(tail -n1 <<<"$output")" != "exit status: 0" ] || ! grep -q "self-test PASSED" <<<"$output"; then
-        echo "firmware: FAIL: the image did not pass its self-test" >&2
+    if [ "$(tail -n1 <<<"$output")" != "exit status: 0" ] || ! grep -q "self-test PASSED" <<<"$output" \
+        || ! grep -q "camera frame 29:" <<<"$output" || ! grep -q "lidar frame 9:" <<<"$output"; then
+        echo "firmware: FAIL: the image did not pass its self-test and run a second of frames" >&2
         exit 1
     fi
 done
@@ -97,18 +111,45 @@ if [ "$corrupt_status" = "exit status: 0" ] || [ "$corrupt_status" = "exit statu
     exit 1
 fi
 
+step "run: the HIL device under test (must send its Hello on UART0 at boot)"
+serial=$out/dut-boot-serial.bin
+rm -f "$serial"
+# The DUT serves for ever: stop it once it has had time to boot.
+timeout 5 qemu-system-arm -cpu cortex-m7 -machine mps2-an500 -display none -monitor none \
+    -semihosting-config enable=on,target=native -serial "file:$serial" \
+    -kernel "$out/cadence-firmware-dut.elf" || true
+python3 - "$serial" <<'PY'
+import struct, sys, zlib
+data = open(sys.argv[1], "rb").read()
+header, payload = data[:24], data[24:]
+magic, version, kind, seq, length, payload_crc, header_crc = struct.unpack("<4sHHIIII", header)
+ok = (magic == b"CDN\xa5" and version == 1 and kind == 9 and seq == 0 and length == 24
+      and len(payload) == length and zlib.crc32(header[:20]) == header_crc
+      and zlib.crc32(payload) == payload_crc)
+if not ok:
+    sys.exit(f"firmware: FAIL: the DUT's first UART bytes are not a wire Hello: {data[:64].hex()}")
+name, streams, _, max_payload = struct.unpack("<16sHHI", payload)
+print(f"hello from {name.rstrip(bytes(1)).decode()}: streams {streams:#x}, max payload {max_payload} bytes")
+PY
+
 step "size (flash = text + data, RAM = data + bss; the stack takes the rest of RAM)"
-llvm-size-22 "$out/cadence-firmware.elf"
-llvm-size-22 "$out/cadence-firmware.elf" | awk 'NR == 2 {
-    printf "flash %d bytes (%.1f KiB), static RAM %d bytes (%.1f KiB)\n",
-        $1 + $2, ($1 + $2) / 1024, $2 + $3, ($2 + $3) / 1024 }'
+for image in cadence-firmware cadence-firmware-dut; do
+    llvm-size-22 "$out/$image.elf"
+    llvm-size-22 "$out/$image.elf" | awk -v image="$image" 'NR == 2 {
+        printf "%s: flash %d bytes (%.1f KiB), static RAM %d bytes (%.1f KiB)\n",
+            image, $1 + $2, ($1 + $2) / 1024, $2 + $3, ($2 + $3) / 1024 }'
+done
 step "format, lints, docs"
 (
     cd targets/firmware
     export RUSTC_BOOTSTRAP=1 CADENCE_FIRMWARE_PACKAGE="$PWD/../../$package"
+    export CADENCE_FIRMWARE_LIDAR_PACKAGE="$PWD/../../$lidar_package"
     cargo fmt -- --check
     # /usr/bin first, so cargo finds Debian's clippy rather than rustup's proxy.
+    # The self-test/demo build and the DUT build compile different modules: lint both.
+    PATH=/usr/bin:$PATH /usr/bin/cargo clippy --release --quiet -- -D warnings
     PATH=/usr/bin:$PATH /usr/bin/cargo clippy --release --all-features --quiet -- -D warnings
     RUSTDOCFLAGS="-D warnings" /usr/bin/cargo doc --release --no-deps --quiet
+    RUSTDOCFLAGS="-D warnings" /usr/bin/cargo doc --release --no-deps --quiet --features hil-dut
 )
 echo "firmware: all checks passed"

@@ -57,6 +57,8 @@ pub const BEV_NY: usize = 16;
 pub const BEV_CHANNELS: usize = 4;
 /// Points at which a cell's occupancy feature saturates at 1.
 pub const BEV_FULL_CELL: usize = 8;
+/// Intensity that maps to 1 in the mean-intensity feature (8-bit sensors' full scale).
+pub const BEV_INTENSITY_SCALE: f32 = 255.0;
 /// Name of the BEV classifier's input.
 pub const BEV_INPUT: &str = "bev";
 /// Shape of the BEV classifier's input, planar `[1, C, ny, nx]`.
@@ -213,8 +215,9 @@ const PLANE: usize = BEV_NY * BEV_NX;
 
 /// Writes the BEV classifier's input for a sweep into `out` ([`BEV_INPUT_LEN`] floats,
 /// planar `[1, 4, ny, nx]`). Per cell: occupancy `min(points, 8) / 8`, the mean and the
-/// largest z of its points (metres) and their mean intensity; all zero for an empty
-/// cell. Points are summed in sweep order in `f32`.
+/// largest z of its points (metres) and their mean intensity divided by
+/// [`BEV_INTENSITY_SCALE`]; all zero for an empty cell. Points are summed in sweep order
+/// in `f32`.
 pub fn bev_input(
     points: impl IntoIterator<Item = [f32; 4]>,
     out: &mut [f32],
@@ -248,7 +251,7 @@ pub fn bev_input(
         }
         stats.occupied_cells += 1;
         out[MEAN_Z * PLANE + cell] /= count;
-        out[MEAN_INTENSITY * PLANE + cell] /= count;
+        out[MEAN_INTENSITY * PLANE + cell] /= count * BEV_INTENSITY_SCALE;
         out[OCCUPANCY * PLANE + cell] = count.min(BEV_FULL_CELL as f32) / BEV_FULL_CELL as f32;
     }
     Ok(stats)
@@ -407,7 +410,7 @@ mod tests {
         assert_eq!(bev[OCCUPANCY * PLANE + first], 2.0 / 8.0);
         assert_eq!(bev[MEAN_Z * PLANE + first], 0.0);
         assert_eq!(bev[MAX_Z * PLANE + first], 0.5);
-        assert_eq!(bev[MEAN_INTENSITY * PLANE + first], 20.0);
+        assert_eq!(bev[MEAN_INTENSITY * PLANE + first], 40.0 / (2.0 * 255.0));
         let last = PLANE - 1;
         assert_eq!(bev[OCCUPANCY * PLANE + last], 1.0 / 8.0);
         assert_eq!(bev[MAX_Z * PLANE + last], 2.0);

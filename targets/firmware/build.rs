@@ -1,14 +1,20 @@
-//! Prepares what the image embeds, from the package named by `CADENCE_FIRMWARE_PACKAGE`
-//! (default: `out/firmware/roi_classifier.cpk` at the repository root, which
-//! `tools/firmware.sh` compiles):
+//! Prepares what the image embeds, from two packages that `tools/firmware.sh` compiles:
 //!
-//! - `OUT_DIR/package.cpk`: the package bytes, with one weights byte flipped when the
-//!   `corrupt-package` feature is on;
-//! - `OUT_DIR/package_layout.rs`: `ARENA_BYTES`, the arena the package's plan needs, so
-//!   the image reserves exactly that as a `static` (no heap);
+//! - the camera ROI classifier, named by `CADENCE_FIRMWARE_PACKAGE` (default
+//!   `out/firmware/roi_classifier.cpk` at the repository root);
+//! - the lidar BEV classifier, named by `CADENCE_FIRMWARE_LIDAR_PACKAGE` (default
+//!   `out/firmware/bev_classifier.cpk`).
+//!
+//! It writes:
+//!
+//! - `OUT_DIR/roi.cpk` and `OUT_DIR/bev.cpk`: the package bytes, the ROI classifier with
+//!   one weights byte flipped when the `corrupt-package` feature is on;
+//! - `OUT_DIR/package_layout.rs`: `ROI_ARENA_BYTES` and `BEV_ARENA_BYTES`, the arenas
+//!   the packages' plans need, so the image reserves exactly those as `static`s (no
+//!   heap);
 //! - `OUT_DIR/memory.x`: the board's memory map, for cortex-m-rt's `link.x`.
 //!
-//! The package is parsed with the runtime itself, so a package the image could not
+//! The packages are parsed with the runtime itself, so a package the image could not
 //! load fails here, at build time, with the runtime's own message.
 
 use std::env;
@@ -18,9 +24,33 @@ use std::path::{Path, PathBuf};
 use cadence_runtime::Package;
 use cadence_runtime::package::{AlignedBytes, SectionKind};
 
-/// Where the package is read from when `CADENCE_FIRMWARE_PACKAGE` is not set, relative
-/// to this crate's folder.
-const DEFAULT_PACKAGE: &str = "../../out/firmware/roi_classifier.cpk";
+/// One package the image embeds.
+struct Embedded {
+    /// Stem of the file written to `OUT_DIR` and prefix of its arena constant.
+    name: &'static str,
+    /// Environment variable that names the package.
+    variable: &'static str,
+    /// Where the package is read from when the variable is not set, relative to this
+    /// crate's folder.
+    default_path: &'static str,
+    /// Whether the `corrupt-package` feature damages it.
+    corruptible: bool,
+}
+
+const PACKAGES: [Embedded; 2] = [
+    Embedded {
+        name: "roi",
+        variable: "CADENCE_FIRMWARE_PACKAGE",
+        default_path: "../../out/firmware/roi_classifier.cpk",
+        corruptible: true,
+    },
+    Embedded {
+        name: "bev",
+        variable: "CADENCE_FIRMWARE_LIDAR_PACKAGE",
+        default_path: "../../out/firmware/bev_classifier.cpk",
+        corruptible: false,
+    },
+];
 
 fn main() {
     if let Err(message) = run() {
@@ -33,34 +63,48 @@ fn run() -> Result<(), String> {
     let manifest_dir =
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").ok_or("CARGO_MANIFEST_DIR unset")?);
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").ok_or("OUT_DIR unset")?);
-    println!("cargo:rerun-if-env-changed=CADENCE_FIRMWARE_PACKAGE");
-    let package_path = env::var_os("CADENCE_FIRMWARE_PACKAGE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest_dir.join(DEFAULT_PACKAGE));
-    println!("cargo:rerun-if-changed={}", package_path.display());
-
-    let (arena_bytes, weights_offset) = layout(&package_path)?;
-    let mut bytes = fs::read(&package_path).map_err(|e| read_error(&package_path, e))?;
-    if env::var_os("CARGO_FEATURE_CORRUPT_PACKAGE").is_some() {
-        let weights_offset = weights_offset
-            .ok_or("the package has no weights to corrupt; use a model with weights")?;
-        bytes[weights_offset] ^= 0xff;
+    let corrupt = env::var_os("CARGO_FEATURE_CORRUPT_PACKAGE").is_some();
+    let mut layout_rs = String::new();
+    for package in &PACKAGES {
+        let arena_bytes = embed(package, &manifest_dir, &out_dir, corrupt)?;
+        layout_rs += &format!(
+            "/// Bytes of arena `{name}.cpk`'s plan needs (read from it at build time).\n\
+             pub const {upper}_ARENA_BYTES: usize = {arena_bytes};\n",
+            name = package.name,
+            upper = package.name.to_uppercase(),
+        );
     }
-    write(&out_dir.join("package.cpk"), &bytes)?;
-    write(
-        &out_dir.join("package_layout.rs"),
-        format!(
-            "/// Bytes of arena the embedded package's plan needs (read from it at build time).\n\
-             pub const ARENA_BYTES: usize = {arena_bytes};\n"
-        )
-        .as_bytes(),
-    )?;
+    write(&out_dir.join("package_layout.rs"), layout_rs.as_bytes())?;
 
     let memory = manifest_dir.join("memory.x");
     println!("cargo:rerun-if-changed={}", memory.display());
     fs::copy(&memory, out_dir.join("memory.x")).map_err(|e| format!("copying memory.x: {e}"))?;
     println!("cargo:rustc-link-search={}", out_dir.display());
     Ok(())
+}
+
+/// Copies `package` to `OUT_DIR/NAME.cpk` (damaged if `corrupt` and it is
+/// corruptible) and returns the arena its plan needs.
+fn embed(
+    package: &Embedded,
+    manifest_dir: &Path,
+    out_dir: &Path,
+    corrupt: bool,
+) -> Result<usize, String> {
+    println!("cargo:rerun-if-env-changed={}", package.variable);
+    let path = env::var_os(package.variable)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest_dir.join(package.default_path));
+    println!("cargo:rerun-if-changed={}", path.display());
+    let (arena_bytes, weights_offset) = layout(&path)?;
+    let mut bytes = fs::read(&path).map_err(|e| read_error(&path, e))?;
+    if corrupt && package.corruptible {
+        let weights_offset = weights_offset
+            .ok_or("the package has no weights to corrupt; use a model with weights")?;
+        bytes[weights_offset] ^= 0xff;
+    }
+    write(&out_dir.join(format!("{}.cpk", package.name)), &bytes)?;
+    Ok(arena_bytes)
 }
 
 /// The arena size of the package's plan, and the file offset of its first weights
@@ -78,8 +122,8 @@ fn layout(path: &Path) -> Result<(usize, Option<usize>), String> {
 
 fn read_error(path: &Path, error: std::io::Error) -> String {
     format!(
-        "reading the package {}: {error}; run tools/firmware.sh (it compiles the package), \
-         or set CADENCE_FIRMWARE_PACKAGE to a .cpk",
+        "reading the package {}: {error}; run tools/firmware.sh (it compiles the packages), \
+         or set CADENCE_FIRMWARE_PACKAGE / CADENCE_FIRMWARE_LIDAR_PACKAGE to a .cpk",
         path.display()
     )
 }
