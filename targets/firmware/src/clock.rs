@@ -32,9 +32,12 @@ const PERIOD: u32 = (CORE_CLOCK_HZ / 1_000) as u32;
 const RELOAD: u32 = PERIOD - 1;
 
 const _: () = assert!(RELOAD <= 0x00FF_FFFF, "SysTick is 24 bits wide");
-const _: () = assert!(CORE_CLOCK_HZ.is_multiple_of(TICK_HZ), "ticks must be whole cycles");
 const _: () = assert!(
-    1_000_000_000 % CORE_CLOCK_HZ == 0,
+    CORE_CLOCK_HZ.is_multiple_of(TICK_HZ),
+    "ticks must be whole cycles"
+);
+const _: () = assert!(
+    1_000_000_000u64.is_multiple_of(CORE_CLOCK_HZ),
     "cycles must be whole ns"
 );
 

@@ -5,11 +5,11 @@
 //! by build:
 //!
 //! - default: runs both packages' self-test vectors, then the fixed-rate demo
-//!   ([`demo`]: camera at 30 Hz, lidar at 10 Hz, released by `embassy-time` timers on
+//!   (`demo`: camera at 30 Hz, lidar at 10 Hz, released by `embassy-time` timers on
 //!   SysTick, [`clock`]), logs each frame's timing and exits 0 over semihosting when
 //!   everything passed, non-zero otherwise;
 //! - feature `hil-dut`: runs the self-test vectors too, then serves the HIL wire protocol on
-//!   UART0 as a device under test ([`dut`]), for ever.
+//!   UART0 as a device under test (`dut`), for ever.
 //!
 //! Built and run under QEMU (`-machine mps2-an500`) by `tools/firmware.sh`; the
 //! packages come from `build.rs` (see there for the environment variables and the
