@@ -7,5 +7,6 @@
 //! backend and on tract.
 #![forbid(unsafe_code)]
 
+pub mod dut;
 pub mod pipeline;
 pub mod scenario;

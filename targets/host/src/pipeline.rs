@@ -30,7 +30,7 @@
 mod camera;
 mod lidar;
 mod model;
-mod samples;
+pub mod samples;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
@@ -49,7 +49,9 @@ use cadence_scheduler::executive::{Dispatch, Mode};
 use cadence_scheduler::host::{JobFailed, JobRunner};
 use thiserror::Error;
 
+pub use camera::CameraChain;
 use camera::CameraPipeline;
+pub use lidar::LidarChain;
 use lidar::LidarPipeline;
 
 /// What a task runs: its model chain, degrade chain, sensor and budget.

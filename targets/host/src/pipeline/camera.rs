@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use cadence_hal::Accelerator;
-use cadence_models::camera::{self, Normalisation};
+use cadence_models::camera::{self, Normalisation, RgbFrame};
 use cadence_models::detect::{self, CAMERA_NUM_ANCHORS, CAMERA_SCORE_CLASSES, Detection};
 use cadence_models::nms::TopK;
 use cadence_runtime::package::{ModelFamily, Preprocess};
@@ -84,9 +84,10 @@ impl<B: Accelerator> Detector<B> {
     }
 }
 
-/// The camera frames and detectors of one task.
-pub struct CameraPipeline<B> {
-    frames: Vec<CameraFrame>,
+/// A camera task's detectors (primary and optional fallback) and its decode buffers:
+/// the frame path from an RGB frame to detections, for any frame (the host DUT runs it
+/// on frames from the wire, [`CameraPipeline`] on recorded ones).
+pub struct CameraChain<B> {
     detectors: Vec<Detector<B>>,
     primary: usize,
     fallback: Option<usize>,
@@ -94,10 +95,9 @@ pub struct CameraPipeline<B> {
     detections: FixedVec<Detection, MAX_DETECTIONS>,
 }
 
-impl<B: Accelerator> CameraPipeline<B> {
-    /// Loads the frames under `frames` and the detectors.
-    pub(super) fn load(
-        frames: &Path,
+impl<B: Accelerator> CameraChain<B> {
+    /// Loads the primary detector and the fallback one (the same file loads once).
+    pub fn load(
         primary: &Path,
         fallback: Option<&Path>,
         isolation: Isolation,
@@ -110,7 +110,6 @@ impl<B: Accelerator> CameraPipeline<B> {
             .map(|path| pool.index_or_load(path, load))
             .transpose()?;
         Ok(Self {
-            frames: samples::camera_frames(frames)?,
             detectors: pool.into_values(),
             primary,
             fallback,
@@ -119,13 +118,8 @@ impl<B: Accelerator> CameraPipeline<B> {
         })
     }
 
-    /// Recorded frames.
-    pub(super) fn frames(&self) -> usize {
-        self.frames.len()
-    }
-
-    /// The last completed frame's detections.
-    pub(super) fn detections(&self) -> &[Detection] {
+    /// The last completed frame's detections, best first.
+    pub fn detections(&self) -> &[Detection] {
         &self.detections
     }
 
@@ -134,15 +128,15 @@ impl<B: Accelerator> CameraPipeline<B> {
         self.detectors.iter().filter_map(|d| d.model.worker_pid())
     }
 
-    /// Runs frame `seq` (cycling through the recordings) on the primary or the
-    /// fallback detector; an out-of-process detector gets `timeout` to answer.
+    /// Runs `frame` on the primary or the fallback detector; an out-of-process detector
+    /// gets `timeout` to answer. Allocates nothing after the first frame of each chain.
     #[expect(
         clippy::result_large_err,
         reason = "see FrameFault: boxing would allocate per frame"
     )]
-    pub(super) fn run(
+    pub fn run(
         &mut self,
-        seq: usize,
+        frame: &RgbFrame<'_>,
         fallback: bool,
         timeout: Duration,
         counters: &mut Counters,
@@ -153,10 +147,9 @@ impl<B: Accelerator> CameraPipeline<B> {
             self.primary
         };
         let detector = &mut self.detectors[index];
-        let frame = self.frames[seq % self.frames.len()].rgb();
         let model = &mut detector.model;
         camera::preprocess(
-            &frame,
+            frame,
             detector.normalisation,
             detector.height,
             detector.width,
@@ -174,5 +167,59 @@ impl<B: Accelerator> CameraPipeline<B> {
         counters.detections += self.detections.len() as u64;
         counters.detections_overflow += stats.overflow as u64;
         Ok(())
+    }
+}
+
+/// The recorded camera frames and the detector chain of one task.
+pub struct CameraPipeline<B> {
+    frames: Vec<CameraFrame>,
+    chain: CameraChain<B>,
+}
+
+impl<B: Accelerator> CameraPipeline<B> {
+    /// Loads the frames under `frames` and the detectors.
+    pub(super) fn load(
+        frames: &Path,
+        primary: &Path,
+        fallback: Option<&Path>,
+        isolation: Isolation,
+        backends: &impl BackendFactory<B>,
+    ) -> Result<Self, PipelineError> {
+        Ok(Self {
+            chain: CameraChain::load(primary, fallback, isolation, backends)?,
+            frames: samples::camera_frames(frames)?,
+        })
+    }
+
+    /// Recorded frames.
+    pub(super) fn frames(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// The last completed frame's detections.
+    pub(super) fn detections(&self) -> &[Detection] {
+        self.chain.detections()
+    }
+
+    /// The running model workers' process ids.
+    pub(super) fn worker_pids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.chain.worker_pids()
+    }
+
+    /// Runs frame `seq` (cycling through the recordings) on the primary or the
+    /// fallback detector; an out-of-process detector gets `timeout` to answer.
+    #[expect(
+        clippy::result_large_err,
+        reason = "see FrameFault: boxing would allocate per frame"
+    )]
+    pub(super) fn run(
+        &mut self,
+        seq: usize,
+        fallback: bool,
+        timeout: Duration,
+        counters: &mut Counters,
+    ) -> Result<(), FrameFault> {
+        let frame = self.frames[seq % self.frames.len()].rgb();
+        self.chain.run(&frame, fallback, timeout, counters)
     }
 }

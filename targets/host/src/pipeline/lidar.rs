@@ -133,16 +133,18 @@ struct Chain {
     backbone: usize,
 }
 
-/// The lidar sweeps and models of one task.
-pub struct LidarPipeline<B> {
-    sweeps: Vec<Sweep>,
+/// A lidar task's `(PFN, backbone)` chains (primary and optional fallback) and its
+/// pillarisation and decode buffers: the frame path from a sweep to detections, for any
+/// sweep (the host DUT runs it on sweeps from the wire, [`LidarPipeline`] on recorded
+/// ones).
+pub struct LidarChain<B> {
     pfns: Vec<Pfn<B>>,
     backbones: Vec<Backbone<B>>,
     primary: Chain,
     fallback: Option<Chain>,
     /// The pillariser's cell → pillar table. A `CellIndex` borrows it for one frame
-    /// (zeroing it again: a 256 KB fill, far below a frame's cost) so the pipeline
-    /// owns it without borrowing itself.
+    /// (zeroing it again: a 256 KB fill, far below a frame's cost) so the chain owns it
+    /// without borrowing itself.
     cells: Vec<u32>,
     /// Pillar `(row, col)` of the last sweep.
     coords: Vec<i32>,
@@ -150,11 +152,10 @@ pub struct LidarPipeline<B> {
     detections: FixedVec<LidarDetection, MAX_DETECTIONS>,
 }
 
-impl<B: Accelerator> LidarPipeline<B> {
-    /// Loads the sweeps under `sweeps` and the `(PFN, backbone)` chains, checking
-    /// that each PFN's features fit its backbone's BEV input.
-    pub(super) fn load(
-        sweeps: &Path,
+impl<B: Accelerator> LidarChain<B> {
+    /// Loads the `(PFN, backbone)` chains, checking that each PFN's features fit its
+    /// backbone's BEV input (a file shared by both chains loads once).
+    pub fn load(
         primary: (&Path, &Path),
         fallback: Option<(&Path, &Path)>,
         isolation: Isolation,
@@ -184,7 +185,6 @@ impl<B: Accelerator> LidarPipeline<B> {
         let grid = POINTPILLARS_GRID;
         let max_pillars = pfns.iter().map(|p| p.grid.max_pillars).max().unwrap_or(0);
         Ok(Self {
-            sweeps: samples::lidar_sweeps(sweeps)?,
             pfns,
             backbones: backbones.into_values(),
             primary,
@@ -196,13 +196,8 @@ impl<B: Accelerator> LidarPipeline<B> {
         })
     }
 
-    /// Recorded sweeps.
-    pub(super) fn sweeps(&self) -> usize {
-        self.sweeps.len()
-    }
-
-    /// The last completed frame's detections.
-    pub(super) fn detections(&self) -> &[LidarDetection] {
+    /// The last completed frame's detections, best first.
+    pub fn detections(&self) -> &[LidarDetection] {
         &self.detections
     }
 
@@ -213,15 +208,16 @@ impl<B: Accelerator> LidarPipeline<B> {
         pfns.chain(backbones).filter_map(Model::worker_pid)
     }
 
-    /// Runs sweep `seq` (cycling through the recordings) through the primary or the
-    /// fallback chain; each out-of-process model gets `timeout` to answer.
+    /// Runs `sweep` (`x, y, z, intensity` per point) through the primary or the
+    /// fallback chain; each out-of-process model gets `timeout` to answer. Allocates
+    /// nothing after the first frame of each chain.
     #[expect(
         clippy::result_large_err,
         reason = "see FrameFault: boxing would allocate per frame"
     )]
-    pub(super) fn run(
+    pub fn run(
         &mut self,
-        seq: usize,
+        sweep: &[[f32; 4]],
         fallback: bool,
         timeout: Duration,
         counters: &mut Counters,
@@ -233,7 +229,6 @@ impl<B: Accelerator> LidarPipeline<B> {
         };
         let pfn = &mut self.pfns[chain.pfn];
         let backbone = &mut self.backbones[chain.backbone];
-        let sweep = &self.sweeps[seq % self.sweeps.len()];
         let grid = pfn.grid;
         let coords = &mut self.coords[..grid.coords_len()];
         let stats = lidar::pillarise(
@@ -273,5 +268,59 @@ impl<B: Accelerator> LidarPipeline<B> {
         counters.detections += self.detections.len() as u64;
         counters.detections_overflow += stats.overflow as u64;
         Ok(())
+    }
+}
+
+/// The recorded lidar sweeps and the model chains of one task.
+pub struct LidarPipeline<B> {
+    sweeps: Vec<Sweep>,
+    chain: LidarChain<B>,
+}
+
+impl<B: Accelerator> LidarPipeline<B> {
+    /// Loads the sweeps under `sweeps` and the `(PFN, backbone)` chains.
+    pub(super) fn load(
+        sweeps: &Path,
+        primary: (&Path, &Path),
+        fallback: Option<(&Path, &Path)>,
+        isolation: Isolation,
+        backends: &impl BackendFactory<B>,
+    ) -> Result<Self, PipelineError> {
+        Ok(Self {
+            chain: LidarChain::load(primary, fallback, isolation, backends)?,
+            sweeps: samples::lidar_sweeps(sweeps)?,
+        })
+    }
+
+    /// Recorded sweeps.
+    pub(super) fn sweeps(&self) -> usize {
+        self.sweeps.len()
+    }
+
+    /// The last completed frame's detections.
+    pub(super) fn detections(&self) -> &[LidarDetection] {
+        self.chain.detections()
+    }
+
+    /// The running model workers' process ids.
+    pub(super) fn worker_pids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.chain.worker_pids()
+    }
+
+    /// Runs sweep `seq` (cycling through the recordings) through the primary or the
+    /// fallback chain; each out-of-process model gets `timeout` to answer.
+    #[expect(
+        clippy::result_large_err,
+        reason = "see FrameFault: boxing would allocate per frame"
+    )]
+    pub(super) fn run(
+        &mut self,
+        seq: usize,
+        fallback: bool,
+        timeout: Duration,
+        counters: &mut Counters,
+    ) -> Result<(), FrameFault> {
+        let sweep = &self.sweeps[seq % self.sweeps.len()];
+        self.chain.run(sweep, fallback, timeout, counters)
     }
 }

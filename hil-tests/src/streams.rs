@@ -1,0 +1,233 @@
+//! The frames a rig sends and the outputs it expects back.
+//!
+//! Each recorded frame is turned once, before streaming, into the exact payload the
+//! rig sends (camera images resized to the stream's frame size, lidar sweeps cut to its
+//! point budget) and run through the same frame path the host DUT uses
+//! ([`CameraChain`], [`LidarChain`]) on the host CPU backend: its detections, as the
+//! wire carries them, are the reference the DUT's answers are compared with.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cadence_hal::cpu::CpuBackend;
+use cadence_host::dut::{camera_result, lidar_result};
+use cadence_host::pipeline::samples::{camera_frames, lidar_sweeps};
+use cadence_host::pipeline::{
+    CameraChain, Counters, CpuBackends, Isolation, LidarChain, PipelineError,
+};
+use cadence_models::camera::RgbFrame;
+use cadence_runtime::wire::payload::{
+    CameraFrameHeader, Detection, LidarFrameHeader, LidarPoint, write_parts,
+};
+use cadence_runtime::wire::{LIDAR_POINT_LEN, MAX_PAYLOAD_LEN};
+use thiserror::Error;
+use zerocopy::IntoBytes;
+use zerocopy::little_endian::{F32, U16, U32};
+
+use crate::rig::{ReferenceSpec, StreamKind, StreamSpec};
+
+/// Why a stream's frames or reference cannot be prepared.
+#[derive(Debug, Error)]
+pub enum StreamError {
+    /// The recorded frames cannot be read.
+    #[error("stream `{stream}`: {source}")]
+    Samples {
+        /// The stream.
+        stream: &'static str,
+        /// Why.
+        source: PipelineError,
+    },
+    /// The reference packages cannot be loaded.
+    #[error(
+        "stream `{stream}`: the reference models: {source} (build them with `bash tools/build-models.sh`, or pass --models DIR)"
+    )]
+    Reference {
+        /// The stream.
+        stream: &'static str,
+        /// Why.
+        source: PipelineError,
+    },
+    /// The reference frame path failed on a recorded frame.
+    #[error("stream `{stream}`: the reference run failed on recorded frame {index}: {reason}")]
+    ReferenceRun {
+        /// The stream.
+        stream: &'static str,
+        /// The frame.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
+    /// A frame does not fit one wire message.
+    #[error(
+        "stream `{stream}`: a frame of {bytes} bytes exceeds the wire's {MAX_PAYLOAD_LEN}-byte payload; lower its size"
+    )]
+    TooLarge {
+        /// The stream.
+        stream: &'static str,
+        /// Its payload size.
+        bytes: usize,
+    },
+}
+
+/// One recorded frame, ready to send, with its expected detections.
+pub struct Sample {
+    /// The frame message's payload.
+    pub payload: Vec<u8>,
+    /// What the reference detected, as the wire carries it.
+    pub expected: Vec<Detection>,
+}
+
+/// A stream as the rig runs it.
+pub struct StreamPlan {
+    /// Camera or lidar.
+    pub kind: StreamKind,
+    /// Time between frames, scaled.
+    pub period: Duration,
+    /// Relative deadline, scaled.
+    pub deadline: Duration,
+    /// The recorded frames, sent in turn.
+    pub samples: Vec<Sample>,
+}
+
+impl StreamPlan {
+    /// The sample frame `index` of the stream sends (they cycle).
+    pub fn sample(&self, index: usize) -> &Sample {
+        &self.samples[index % self.samples.len()]
+    }
+}
+
+/// Prepares `spec`'s frames and their reference outputs; `resolve` expands the
+/// `{models}` placeholder in package paths, `time_scale` stretches periods and
+/// deadlines.
+pub fn prepare(
+    spec: &StreamSpec,
+    reference: &ReferenceSpec,
+    time_scale: f64,
+    resolve: impl Fn(&str) -> PathBuf,
+) -> Result<StreamPlan, StreamError> {
+    let stream = spec.kind.name();
+    let period = Duration::from_secs_f64(time_scale / spec.rate_hz);
+    let deadline = Duration::from_secs_f64(time_scale * spec.deadline_ms / 1000.0);
+    let deadline_us = U32::new(u32::try_from(deadline.as_micros()).unwrap_or(u32::MAX));
+    let samples_error = |source| StreamError::Samples { stream, source };
+    let reference_error = |source| StreamError::Reference { stream, source };
+    let run_error = |index: usize, reason: String| StreamError::ReferenceRun {
+        stream,
+        index,
+        reason,
+    };
+    let mut counters = Counters::default();
+    let samples = match spec.kind {
+        StreamKind::Camera => {
+            let (width, height) = (spec.width.unwrap_or(0), spec.height.unwrap_or(0));
+            let package = resolve(reference.camera.as_deref().unwrap_or_default());
+            let mut chain =
+                CameraChain::<CpuBackend>::load(&package, None, Isolation::None, &CpuBackends)
+                    .map_err(reference_error)?;
+            let frames = camera_frames(&spec.data).map_err(samples_error)?;
+            let mut samples = Vec::with_capacity(frames.len());
+            for (index, frame) in frames.iter().enumerate() {
+                let pixels = resize_nearest(&frame.rgb(), usize::from(width), usize::from(height));
+                let rgb = RgbFrame {
+                    width: usize::from(width),
+                    height: usize::from(height),
+                    pixels: &pixels,
+                };
+                chain
+                    .run(&rgb, false, Duration::MAX, &mut counters)
+                    .map_err(|e| run_error(index, e.to_string()))?;
+                let header = CameraFrameHeader {
+                    width: U16::new(width),
+                    height: U16::new(height),
+                    channels: U16::new(3),
+                    reserved: U16::ZERO,
+                    deadline_us,
+                };
+                samples.push(Sample {
+                    payload: join(stream, &[header.as_bytes(), &pixels])?,
+                    expected: chain.detections().iter().map(camera_result).collect(),
+                });
+            }
+            samples
+        }
+        StreamKind::Lidar => {
+            let pfn = resolve(reference.lidar_pfn.as_deref().unwrap_or_default());
+            let backbone = resolve(reference.lidar_backbone.as_deref().unwrap_or_default());
+            let mut chain = LidarChain::<CpuBackend>::load(
+                (&pfn, &backbone),
+                None,
+                Isolation::None,
+                &CpuBackends,
+            )
+            .map_err(reference_error)?;
+            let budget = spec.max_points.map_or(MAX_WIRE_POINTS, |m| m as usize);
+            let sweeps = lidar_sweeps(&spec.data).map_err(samples_error)?;
+            let mut samples = Vec::with_capacity(sweeps.len());
+            for (index, sweep) in sweeps.iter().enumerate() {
+                let sweep = &sweep[..sweep.len().min(budget)];
+                chain
+                    .run(sweep, false, Duration::MAX, &mut counters)
+                    .map_err(|e| run_error(index, e.to_string()))?;
+                let header = LidarFrameHeader {
+                    points: U32::new(u32::try_from(sweep.len()).unwrap_or(u32::MAX)),
+                    deadline_us,
+                };
+                let points: Vec<LidarPoint> = sweep
+                    .iter()
+                    .map(|p| LidarPoint {
+                        xyzi: p.map(F32::new),
+                    })
+                    .collect();
+                samples.push(Sample {
+                    payload: join(stream, &[header.as_bytes(), points.as_bytes()])?,
+                    expected: chain.detections().iter().map(lidar_result).collect(),
+                });
+            }
+            samples
+        }
+    };
+    Ok(StreamPlan {
+        kind: spec.kind,
+        period,
+        deadline,
+        samples,
+    })
+}
+
+/// Most lidar points one message carries.
+const MAX_WIRE_POINTS: usize =
+    (MAX_PAYLOAD_LEN - core::mem::size_of::<LidarFrameHeader>()) / LIDAR_POINT_LEN;
+
+fn join(stream: &'static str, parts: &[&[u8]]) -> Result<Vec<u8>, StreamError> {
+    let bytes = parts.iter().map(|p| p.len()).sum();
+    if bytes > MAX_PAYLOAD_LEN {
+        return Err(StreamError::TooLarge { stream, bytes });
+    }
+    let mut payload = vec![0; bytes];
+    write_parts(&mut payload, parts);
+    Ok(payload)
+}
+
+/// `frame` resized to `width × height` by nearest neighbour: the camera's frame size,
+/// whatever size the recording has (the DUT's own pre-processing then resizes to its
+/// network input).
+fn resize_nearest(frame: &RgbFrame<'_>, width: usize, height: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(width * height * 3);
+    for y in 0..height {
+        let sy = y * frame.height / height;
+        for x in 0..width {
+            let sx = x * frame.width / width;
+            let at = (sy * frame.width + sx) * 3;
+            out.extend_from_slice(&frame.pixels[at..at + 3]);
+        }
+    }
+    out
+}
+
+/// `path` with a leading `{models}` replaced by `models`.
+pub fn resolve_models(path: &str, models: &Path) -> PathBuf {
+    match path.strip_prefix("{models}") {
+        Some(rest) => models.join(rest.trim_start_matches('/')),
+        None => PathBuf::from(path),
+    }
+}
