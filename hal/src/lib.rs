@@ -6,12 +6,15 @@
 //!   `run` per frame);
 //! - [`Clock`]: the time source the scheduler reads;
 //! - backends: [`cpu`] (portable kernels, `no_std`, allocation-free) and, with the
-//!   `tract` feature, [`tract`] (runs the source ONNX, for comparison).
+//!   `tract` feature, [`tract`] (runs the source ONNX, for comparison), and with the
+//!   `cuda` feature, [`cuda`] (the plan on an NVIDIA GPU, replayed as a CUDA graph).
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
 pub mod accelerator;
 pub mod clock;
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod op;
 pub mod plan;
 pub mod shape;
