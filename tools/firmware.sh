@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n=== firmware: %s ===\n' "$*"; }
 
-for tool in /usr/bin/cargo /usr/bin/rustc qemu-system-arm llvm-size-22; do
+for tool in /usr/bin/cargo /usr/bin/rustc qemu-system-arm llvm-size-22 defmt-print python3; do
     if ! command -v "$tool" >/dev/null; then
         echo "firmware: $tool not found; run tools/setup-cross.sh first" >&2
         exit 1
@@ -73,12 +73,10 @@ cp "$elf" "$out/cadence-firmware-dut.elf"
 # Runs an image on QEMU's Cortex-M7 board with `-icount shift=0,sleep=off` (one
 # instruction per virtual nanosecond, so timer counts depend only on the code run, and
 # idle time skipped, so the demo's second of frames takes a fraction of one); prints
-# its output, and its exit status last.
+# its decoded defmt log, and its exit status last.
 run_image() {
     local status=0
-    timeout 120 qemu-system-arm -cpu cortex-m7 -machine mps2-an500 -nographic \
-        -semihosting-config enable=on,target=native -icount shift=0,sleep=off -kernel "$1" \
-        || status=$?
+    timeout 120 targets/firmware/qemu-run.sh "$1" -icount shift=0,sleep=off || status=$?
     echo "exit status: $status"
 }
 
@@ -115,9 +113,7 @@ step "run: the HIL device under test (must send its Hello on UART0 at boot)"
 serial=$out/dut-boot-serial.bin
 rm -f "$serial"
 # The DUT serves for ever: stop it once it has had time to boot.
-timeout 5 qemu-system-arm -cpu cortex-m7 -machine mps2-an500 -display none -monitor none \
-    -semihosting-config enable=on,target=native -serial "file:$serial" \
-    -kernel "$out/cadence-firmware-dut.elf" || true
+timeout 5 targets/firmware/qemu-run.sh "$out/cadence-firmware-dut.elf" -serial "file:$serial" || true
 python3 - "$serial" <<'PY'
 import struct, sys, zlib
 data = open(sys.argv[1], "rb").read()

@@ -10,6 +10,8 @@
 #    the aarch64 Linux build (tools/aarch64.sh) links Debian's arm64 standard library
 #    (the same version as rustc-web, checked below) with the cross gcc and glibc, and
 #    runs under qemu-aarch64. dpkg learns the arm64 architecture once, before the install.
+# Then `defmt-print` (cargo install, about 4.5 min the first time), which decodes the
+# firmware's defmt log.
 # Idempotent: when everything is already installed it says so and changes nothing.
 # Uses sudo only when not root.
 set -euo pipefail
@@ -66,3 +68,11 @@ if [ "$libstd_arm64" != "$rustc_package" ]; then
 fi
 echo "setup-cross: /usr/bin/rustc $rustc_version, $(qemu-system-arm --version | head -n1)"
 echo "setup-cross: arm64 libstd $libstd_arm64, $(qemu-aarch64 --version | head -n1)"
+
+# The firmware logs with defmt: its output is binary until defmt-print decodes it.
+if command -v defmt-print >/dev/null; then
+    echo "setup-cross: $(defmt-print --version | head -n1) already installed"
+else
+    echo "setup-cross: installing defmt-print (cargo install, a few minutes)"
+    cargo install defmt-print --locked
+fi

@@ -13,10 +13,10 @@ use core::task::{Context, Poll, Waker};
 
 use cadence_models::camera::RgbFrame;
 use cadence_models::mcu::{McuDetection, ROI_CHANNELS, ROI_SIDE};
+use defmt::info;
 use embassy_time::{Duration, Instant, Timer};
 
 use crate::clock::{cycles, cycles_to_ns};
-use crate::log;
 use crate::pipelines::{FrameError, Pipelines};
 
 /// How long the demo runs.
@@ -74,7 +74,7 @@ pub fn run(pipelines: &mut Pipelines) -> Result<u32, FrameError> {
         let deadline = release + stream.period();
         let on_time = Instant::now() <= deadline;
         late += u32::from(!on_time);
-        log::info!(
+        info!(
             "{} frame {}: released at {} us, started {} us late, {} cycles ({} us){}; top class {} score {}",
             stream.name(),
             frames[slot],

@@ -17,6 +17,17 @@
 //! Damaged, truncated, repeated or lost messages are the decoder's to count; they are
 //! logged and reported in the `Summary`. Messages only a DUT sends are ignored.
 //! Everything lives in fixed buffers: the decoder's is a `static`.
+//!
+//! Under QEMU, with the rig listening on a TCP port (`-serial tcp:HOST:PORT,server=on`
+//! makes QEMU listen instead), the defmt log decoded on standard output:
+//!
+//! ```text
+//! targets/firmware/qemu-run.sh out/firmware/cadence-firmware-dut.elf -serial tcp:127.0.0.1:PORT
+//! ```
+//!
+//! which runs `qemu-system-arm -cpu cortex-m7 -machine mps2-an500 -display none
+//! -monitor none -semihosting-config enable=on,target=native -serial tcp:127.0.0.1:PORT
+//! -kernel out/firmware/cadence-firmware-dut.elf | defmt-print -e …`.
 
 use core::mem::size_of;
 
@@ -28,11 +39,11 @@ use cadence_runtime::wire::payload::{
 use cadence_runtime::wire::{
     self, Decoder, DecoderStats, Frame, HEADER_LEN, Kind, LIDAR_POINT_LEN,
 };
+use defmt::{Debug2Format, Display2Format, error, info, warn};
 use zerocopy::IntoBytes;
 use zerocopy::little_endian::{F32, U16, U32, U64};
 
 use crate::clock::{cycles, cycles_to_ns};
-use crate::log;
 use crate::pipelines::{FrameError, Pipelines};
 use crate::uart::Uart;
 
@@ -107,7 +118,7 @@ impl Dut {
             RxDecoder::MAX_PAYLOAD as u32,
         );
         self.send(Kind::Hello, hello.as_bytes());
-        log::info!(
+        info!(
             "HIL DUT on UART0: hello sent, max payload {} bytes",
             RxDecoder::MAX_PAYLOAD
         );
@@ -129,7 +140,7 @@ impl Dut {
             let control = match decoder.next_frame() {
                 None => return,
                 Some(Err(error)) => {
-                    log::info!("link: {}", error);
+                    warn!("link: {}", Display2Format(&error));
                     continue;
                 }
                 Some(Ok(frame)) => self.handle(frame),
@@ -140,14 +151,14 @@ impl Dut {
                     let mut summary = self.summary;
                     summary.link = link_since(&self.link_baseline, &decoder.stats());
                     self.send(Kind::Summary, summary.as_bytes());
-                    log::info!("stop (message {}): summary sent", seq);
+                    info!("stop (message {}): summary sent", seq);
                 }
                 Some(Control::Reset { seq }) => {
                     self.running = false;
                     self.summary = Summary::default();
                     self.link_baseline = decoder.stats();
                     self.ack(Kind::Reset, seq);
-                    log::info!("reset (message {}): counters cleared", seq);
+                    info!("reset (message {}): counters cleared", seq);
                 }
                 None => {}
             }
@@ -160,7 +171,7 @@ impl Dut {
             Kind::Start => {
                 self.running = true;
                 self.ack(Kind::Start, frame.seq);
-                log::info!("start (message {})", frame.seq);
+                info!("start (message {})", frame.seq);
                 None
             }
             Kind::Stop => Some(Control::Stop { seq: frame.seq }),
@@ -174,7 +185,10 @@ impl Dut {
                 None
             }
             Kind::Detections | Kind::TimingRecord | Kind::Ack | Kind::Hello | Kind::Summary => {
-                log::info!("ignored a {:?} message: only a DUT sends those", frame.kind);
+                warn!(
+                    "ignored a {} message: only a DUT sends those",
+                    Debug2Format(&frame.kind)
+                );
                 None
             }
         }
@@ -232,7 +246,11 @@ impl Dut {
         out: &mut [Detection; MAX_RESULT_DETECTIONS],
     ) -> Result<(usize, u32), Outcome> {
         let refused = |error: &dyn core::fmt::Display| {
-            log::info!("{:?} frame refused: {}", stream, error);
+            warn!(
+                "{} frame refused: {}",
+                Debug2Format(&stream),
+                Display2Format(error)
+            );
             Outcome::Refused
         };
         let result = match stream {
@@ -263,7 +281,11 @@ impl Dut {
         result.map_err(|error| match error {
             FrameError::Input(e) => refused(&e),
             FrameError::Engine(e) => {
-                log::info!("{:?} frame failed: {}", stream, e);
+                error!(
+                    "{} frame failed: {}",
+                    Debug2Format(&stream),
+                    Display2Format(&e)
+                );
                 Outcome::Failed
             }
         })
@@ -273,7 +295,7 @@ impl Dut {
         let Some(len) = payload::write_detections(seq, stream, detections, &mut self.payload)
         else {
             // Unreachable: the buffer is sized for the most detections a pipeline gives.
-            log::info!("detections of message {} do not fit the send buffer", seq);
+            error!("detections of message {} do not fit the send buffer", seq);
             return;
         };
         let (payload, message) = (&self.payload[..len], &mut self.message);
@@ -314,7 +336,11 @@ fn send_message(uart: &mut Uart, tx_seq: &mut u32, message: &mut [u8], kind: Kin
             *tx_seq = tx_seq.wrapping_add(1);
         }
         // Unreachable: the buffer is sized for the largest payload sent.
-        Err(error) => log::info!("cannot send a {:?} message: {}", kind, error),
+        Err(error) => error!(
+            "cannot send a {} message: {}",
+            Debug2Format(&kind),
+            Display2Format(&error)
+        ),
     }
 }
 

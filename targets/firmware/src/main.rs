@@ -21,6 +21,9 @@
 
 use cortex_m_rt::entry;
 use cortex_m_semihosting::debug;
+use defmt::{Display2Format, error, info};
+// Links the global logger: defmt frames go out over semihosting.
+use defmt_semihosting as _;
 
 use crate::clock::Clock;
 use crate::pipelines::{Aligned, Pipelines};
@@ -30,7 +33,6 @@ mod clock;
 mod demo;
 #[cfg(feature = "hil-dut")]
 mod dut;
-mod log;
 mod pipelines;
 #[cfg(feature = "hil-dut")]
 mod uart;
@@ -62,7 +64,7 @@ fn main() -> ! {
 /// Runs both packages' test vectors; a failure ends the image.
 fn selftest(pipelines: &mut Pipelines) {
     match pipelines.selftest() {
-        Ok(true) => log::info!("self-test PASSED"),
+        Ok(true) => info!("self-test PASSED"),
         Ok(false) => fail(format_args!("self-test FAILED")),
         Err(error) => fail(format_args!("{error}")),
     }
@@ -73,9 +75,9 @@ fn selftest(pipelines: &mut Pipelines) {
 fn run(mut pipelines: Pipelines) -> ! {
     selftest(&mut pipelines);
     match demo::run(&mut pipelines) {
-        Ok(0) => log::info!("demo: every frame met its deadline"),
+        Ok(0) => info!("demo: every frame met its deadline"),
         // Timing under emulation says nothing about a real core: reported, not failed.
-        Ok(late) => log::info!("demo: {} frames missed their deadline", late),
+        Ok(late) => info!("demo: {} frames missed their deadline", late),
         Err(error) => fail(format_args!("demo: {error}")),
     }
     exit(debug::EXIT_SUCCESS)
@@ -98,7 +100,7 @@ fn run(mut pipelines: Pipelines) -> ! {
 
 /// Logs `error` and exits non-zero.
 fn fail(error: core::fmt::Arguments<'_>) -> ! {
-    log::info!("error: {}", error);
+    error!("{}", Display2Format(&error));
     exit(debug::EXIT_FAILURE)
 }
 
@@ -113,6 +115,6 @@ fn exit(status: debug::ExitStatus) -> ! {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    log::info!("panic: {}", info);
+    error!("panic: {}", Display2Format(info));
     exit(debug::EXIT_FAILURE)
 }

@@ -13,9 +13,8 @@ use cadence_models::mcu::{
 };
 use cadence_runtime::engine::SelftestReport;
 use cadence_runtime::{Engine, EngineError, Package, PackageError};
+use defmt::info;
 use heapless::Vec;
-
-use crate::log;
 
 /// Bytes stored from a 64-byte boundary: the alignment `Package::parse` requires of a
 /// package (its sections are read in place as `f32`) and the engine of its arena.
@@ -163,7 +162,7 @@ fn load(
     arena: &'static mut [u8],
 ) -> Result<Engine<'static, 'static, CpuBackend>, SetupError> {
     let package = Package::parse(bytes).map_err(|e| SetupError::Package(name, e))?;
-    log::info!(
+    info!(
         "{} package {} ({} bytes, format {}.{}), arena {} bytes, {} test cases",
         name,
         package.provenance().source_name(),
@@ -178,22 +177,14 @@ fn load(
 
 fn log_report(name: &str, report: &SelftestReport<'_>) {
     for output in &report.outputs {
-        log::info!(
+        info!(
             "{} output {}: {} cases, max abs error {}, {} mismatches",
-            name,
-            output.name,
-            report.cases,
-            output.max_abs_error,
-            output.mismatches
+            name, output.name, report.cases, output.max_abs_error, output.mismatches
         );
         if let Some(first) = output.first_mismatch {
-            log::info!(
+            info!(
                 "{}   first mismatch: case {} element {}: got {} expected {}",
-                name,
-                first.case,
-                first.index,
-                first.got,
-                first.expected
+                name, first.case, first.index, first.got, first.expected
             );
         }
     }
