@@ -4,9 +4,10 @@
 //! [`pipeline`] turns a task's packages and recorded sensor data into a scheduler job
 //! runner. `examples/bench_scenario.rs` measures dispatch latency and jitter of the
 //! camera and lidar pipelines under the host driver against a plain loop on the CPU
-//! backend and on tract.
+//! backend and on tract. [`npy`] reads `.npy` tensors (the `cadence` command's inputs).
 #![forbid(unsafe_code)]
 
 pub mod dut;
+pub mod npy;
 pub mod pipeline;
 pub mod scenario;
