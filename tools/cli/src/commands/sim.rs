@@ -327,6 +327,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         print_results(&tasks);
         if !faults.mix().is_empty() {
             print_causes(&causes);
+            println!(
+                "cause: the fault on that frame itself (a frame hit by several is listed under \
+                 the first of backend error, overrun, burst); `none`: no fault of its own, \
+                 delayed or skipped behind one that had. `injected` counts every fault."
+            );
         }
         if let Some(burst) = &burst {
             burst.print();
