@@ -124,6 +124,7 @@ impl Dut {
         );
         let mut chunk = [0u8; 64];
         loop {
+            self.uart.wait_for_input();
             let received = self.uart.read_available(&mut chunk);
             let mut rest = &chunk[..received];
             while !rest.is_empty() {

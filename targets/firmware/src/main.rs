@@ -98,6 +98,15 @@ fn run(mut pipelines: Pipelines) -> ! {
     dut::Dut::new(pipelines, uart).serve(decoder)
 }
 
+/// Interrupts other than the core's own exceptions: only UART0's receive interrupt is
+/// enabled (by the DUT); it only has to be acknowledged, since it exists to wake the
+/// core from `wfi`.
+#[cfg(feature = "hil-dut")]
+#[cortex_m_rt::exception]
+unsafe fn DefaultHandler(_irqn: i16) {
+    uart::acknowledge_uart0_receive();
+}
+
 /// Logs `error` and exits non-zero.
 fn fail(error: core::fmt::Arguments<'_>) -> ! {
     error!("{}", Display2Format(&error));
