@@ -20,9 +20,14 @@ use cadence_runtime::package::builder::MetadataDecl;
 use cadence_runtime::package::{ModelFamily, Preprocess};
 use cadence_scheduler::executive::{Dispatch, Mode};
 
-/// The repository root.
+/// The repository root: the first folder above the crate that holds the workspace's
+/// `Cargo.lock` (the HIL rig's tests share this module from another depth).
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .expect("a Cargo.lock above the crate")
+        .to_owned()
 }
 
 /// The recorded camera frames.
