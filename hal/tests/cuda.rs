@@ -400,6 +400,15 @@ fn no_driver() {
     }
 }
 
+/// Workers own their backend: it must move to their thread.
+#[test]
+fn the_backend_can_move_to_a_worker_thread() {
+    fn is_send<T: Send>(_: &T) {}
+    is_send(&CudaBackend::new(0));
+    let moved = std::thread::spawn(|| CudaBackend::new(1)).join().unwrap();
+    assert_eq!(moved.launches(), None);
+}
+
 #[test]
 fn every_op_maps_to_its_own_kernel() {
     let mut seen = Vec::new();

@@ -98,6 +98,13 @@ pub(super) struct Device {
     stream: Arc<CudaStream>,
 }
 
+// SAFETY: every member but the graph is `Send` in cudarc. A CUDA graph exec handle
+// may be launched from any thread (cudarc binds the context to the calling thread
+// before each launch); what it must not be is launched from two threads at once, and
+// `Device` is not `Sync` and is only reached through `&mut`. The scheduler builds
+// runners on one thread and moves each to its worker, which is this case.
+unsafe impl Send for Device {}
+
 impl Device {
     /// Opens device `ordinal`, compiles the kernels, allocates the device arena and the
     /// pinned staging buffer, uploads the weights and captures one frame as a graph.

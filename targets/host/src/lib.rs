@@ -7,6 +7,7 @@
 //! backend and on tract. [`npy`] reads `.npy` tensors (the `cadence` command's inputs).
 #![forbid(unsafe_code)]
 
+pub mod backend;
 pub mod dut;
 pub mod npy;
 pub mod pipeline;

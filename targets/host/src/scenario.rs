@@ -51,8 +51,7 @@ pub use error::{Location, ScenarioError};
 pub use measure::{MeasureConfig, MeasuredBudget};
 pub use run::{RunConfig, RunReport, run_on_host};
 
-/// The backends a task may name (`backend = "..."`).
-pub const BACKENDS: &[&str] = &["cpu"];
+pub use crate::backend::BACKENDS;
 
 /// One accelerator of a scenario.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -198,13 +197,22 @@ impl Scenario {
         id: TaskId,
         budget_ns: u64,
     ) -> Result<Box<dyn JobRunner>, ScenarioError> {
-        crate::pipeline::load_runner(&self.runner_spec(id, budget_ns)).map_err(|reason| {
-            let t = &self.tasks[usize::from(id)];
-            ScenarioError::Runner {
-                at: t.at.clone(),
-                task: t.name.clone(),
-                reason: Box::new(reason),
-            }
+        let t = &self.tasks[usize::from(id)];
+        let spec = self.runner_spec(id, budget_ns);
+        if t.backend == "cuda" {
+            return crate::backend::load_cuda_runner(&spec).map_err(|reason| {
+                ScenarioError::BackendUnavailable {
+                    at: t.at.clone(),
+                    task: t.name.clone(),
+                    backend: t.backend.clone(),
+                    reason: Box::new(reason),
+                }
+            });
+        }
+        crate::pipeline::load_runner(&spec).map_err(|reason| ScenarioError::Runner {
+            at: t.at.clone(),
+            task: t.name.clone(),
+            reason: Box::new(reason),
         })
     }
 

@@ -64,6 +64,7 @@ pub(super) fn parse(
     if tasks.is_empty() {
         return Err(ScenarioError::NoTasks { at: lines.at(0..0) });
     }
+    check_gpu_accelerators(&accelerators, &tasks)?;
     let given = tasks.iter().find(|t| t.priority.is_some());
     if let (Some(given), Some(missing)) = (given, tasks.iter().find(|t| t.priority.is_none())) {
         return Err(ScenarioError::MixedPriorities {
@@ -73,6 +74,41 @@ pub(super) fn parse(
         });
     }
     Ok((accelerators, tasks))
+}
+
+/// A `cuda` task needs an accelerator of its own (the GPU's worker) that is not
+/// preemptive: a kernel runs to completion, and the analysis must count it that way.
+fn check_gpu_accelerators(
+    accelerators: &[AcceleratorEntry],
+    tasks: &[TaskEntry],
+) -> Result<(), ScenarioError> {
+    for task in tasks.iter().filter(|t| t.backend == "cuda") {
+        let accelerator = &accelerators[task.accelerator];
+        let reason = if accelerator.preemptive {
+            Some(format!(
+                "accelerator `{}` is declared preemptive",
+                accelerator.name
+            ))
+        } else {
+            tasks
+                .iter()
+                .find(|u| u.accelerator == task.accelerator && u.backend != "cuda")
+                .map(|u| {
+                    format!(
+                        "accelerator `{}` also runs task `{}` on backend `{}`",
+                        accelerator.name, u.name, u.backend
+                    )
+                })
+        };
+        if let Some(reason) = reason {
+            return Err(ScenarioError::GpuAccelerator {
+                at: task.at.clone(),
+                task: task.name.clone(),
+                reason,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Byte offsets to `file:line:column`.

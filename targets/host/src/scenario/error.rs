@@ -336,6 +336,31 @@ pub enum ScenarioError {
         /// The backends built, comma-separated.
         known: String,
     },
+    /// A task's backend cannot start on this machine (a `cuda` task without a driver).
+    #[error("{at}: task `{task}`: backend `{backend}` cannot start: {reason}")]
+    BackendUnavailable {
+        /// The task.
+        at: Location,
+        /// The task's name.
+        task: String,
+        /// The backend.
+        backend: String,
+        /// Why.
+        reason: Box<crate::backend::BackendStartError>,
+    },
+    /// A `cuda` task on an accelerator that is not a GPU's: preemptive, or shared with
+    /// tasks on another backend.
+    #[error(
+        "{at}: task `{task}`: backend `cuda` needs an accelerator of its own that is not preemptive (a GPU runs a kernel to completion and has its own worker); {reason}"
+    )]
+    GpuAccelerator {
+        /// The `accelerator` key.
+        at: Location,
+        /// The task.
+        task: String,
+        /// What is wrong with accelerator.
+        reason: String,
+    },
     /// Some tasks give a priority, others do not.
     #[error(
         "{at}: task `{task}` has no `priority` while task `{other}` has one; give every task \
@@ -468,6 +493,8 @@ impl ScenarioError {
             | Self::LidarWithoutPfn { at, .. }
             | Self::MissingSensorData { at, .. }
             | Self::UnknownBackend { at, .. }
+            | Self::BackendUnavailable { at, .. }
+            | Self::GpuAccelerator { at, .. }
             | Self::MixedPriorities { at, .. }
             | Self::MeasureWithoutPackage { at, .. }
             | Self::Runner { at, .. }
