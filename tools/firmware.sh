@@ -3,13 +3,16 @@
 #  1. writes the ROI classifier's and the BEV classifier's ONNX (cadence-compiler's
 #     `firmware_roi_classifier` and `firmware_bev_classifier` examples) and compiles
 #     them with the host `cadence` into out/firmware/*.cpk;
-#  2. builds the image three times: as is (self-test + fixed-rate demo), with the
-#     `corrupt-package` feature, and with `hil-dut` (the HIL device under test,
-#     out/firmware/cadence-firmware-dut.elf);
+#  2. builds the Cortex-M7 image three times: as is (self-test + fixed-rate demo), with
+#     the `corrupt-package` feature, and with `hil-dut` (the HIL device under test,
+#     out/firmware/cadence-firmware-dut.elf); and the Cortex-R52 image
+#     (out/firmware/cadence-firmware-r52.elf);
 #  3. runs them on QEMU's mps2-an500: the first must pass its self-test and demo and
 #     exit 0, twice under `-icount` with the same cycle count for every timed frame; the
 #     second must report the package error and exit non-zero; the DUT must send its
-#     wire-protocol `Hello` on UART0 at boot;
+#     wire-protocol `Hello` on UART0 at boot; the R52 image must pass its self-test
+#     when a QEMU >= 8 is at hand ($QEMU_R52, else qemu-system-arm), and is skipped
+#     with a note otherwise;
 #  4. prints the images' flash and RAM use (llvm-size);
 #  5. checks the firmware crate's formatting, lints and docs (the root workspace's
 #     `cargo fmt`/`clippy` do not reach it: it is its own workspace).
@@ -69,6 +72,8 @@ firmware_cargo --features corrupt-package
 cp "$elf" "$out/cadence-firmware-corrupt.elf"
 firmware_cargo --features hil-dut
 cp "$elf" "$out/cadence-firmware-dut.elf"
+firmware_cargo --target armv8r-none-eabihf
+cp targets/firmware/target/armv8r-none-eabihf/release/cadence-firmware "$out/cadence-firmware-r52.elf"
 
 # Runs an image on QEMU's Cortex-M7 board with `-icount shift=0,sleep=off` (one
 # instruction per virtual nanosecond, so timer counts depend only on the code run, and
@@ -128,8 +133,22 @@ name, streams, _, max_payload = struct.unpack("<16sHHI", payload)
 print(f"hello from {name.rstrip(bytes(1)).decode()}: streams {streams:#x}, max payload {max_payload} bytes")
 PY
 
+step "run: the Cortex-R52 image (QEMU >= 8, mps3-an536: self-test must pass and exit 0)"
+qemu_r52=${QEMU_R52:-qemu-system-arm}
+if "$qemu_r52" -machine help 2>/dev/null | grep -q '^mps3-an536'; then
+    r52=$(QEMU_R52=$qemu_r52 run_image "$out/cadence-firmware-r52.elf")
+    echo "$r52"
+    if [ "$(tail -n1 <<<"$r52")" != "exit status: 0" ] || ! grep -q "self-test PASSED" <<<"$r52"; then
+        echo "firmware: FAIL: the Cortex-R52 image did not pass its self-test" >&2
+        exit 1
+    fi
+else
+    echo "skipped: $qemu_r52 has no mps3-an536 machine (QEMU >= 8 needed; set QEMU_R52 to one," \
+        "e.g. bookworm-backports' qemu-system-arm unpacked with dpkg -x)"
+fi
+
 step "size (flash = text + data, RAM = data + bss; the stack takes the rest of RAM)"
-for image in cadence-firmware cadence-firmware-dut; do
+for image in cadence-firmware cadence-firmware-dut cadence-firmware-r52; do
     llvm-size-22 "$out/$image.elf"
     llvm-size-22 "$out/$image.elf" | awk -v image="$image" 'NR == 2 {
         printf "%s: flash %d bytes (%.1f KiB), static RAM %d bytes (%.1f KiB)\n",
@@ -145,7 +164,9 @@ step "format, lints, docs"
     # The self-test/demo build and the DUT build compile different modules: lint both.
     PATH=/usr/bin:$PATH /usr/bin/cargo clippy --release --quiet -- -D warnings
     PATH=/usr/bin:$PATH /usr/bin/cargo clippy --release --all-features --quiet -- -D warnings
+    PATH=/usr/bin:$PATH /usr/bin/cargo clippy --release --target armv8r-none-eabihf --quiet -- -D warnings
     RUSTDOCFLAGS="-D warnings" /usr/bin/cargo doc --release --no-deps --quiet
     RUSTDOCFLAGS="-D warnings" /usr/bin/cargo doc --release --no-deps --quiet --features hil-dut
+    RUSTDOCFLAGS="-D warnings" /usr/bin/cargo doc --release --no-deps --quiet --target armv8r-none-eabihf
 )
 echo "firmware: all checks passed"

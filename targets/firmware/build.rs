@@ -12,7 +12,8 @@
 //! - `OUT_DIR/package_layout.rs`: `ROI_ARENA_BYTES` and `BEV_ARENA_BYTES`, the arenas
 //!   the packages' plans need, so the image reserves exactly those as `static`s (no
 //!   heap);
-//! - `OUT_DIR/memory.x`: the board's memory map, for cortex-m-rt's `link.x`.
+//! - `OUT_DIR/memory.x`: the board's memory map, for the runtime crate's `link.x`
+//!   (`memory-an500.x` for the Cortex-M7, `memory-an536.x` for the Cortex-R52).
 //!
 //! The packages are parsed with the runtime itself, so a package the image could not
 //! load fails here, at build time, with the runtime's own message.
@@ -76,7 +77,16 @@ fn run() -> Result<(), String> {
     }
     write(&out_dir.join("package_layout.rs"), layout_rs.as_bytes())?;
 
-    let memory = manifest_dir.join("memory.x");
+    // `cfg(board = ...)` selects the board's start-up, clock and exit code.
+    let target = env::var("TARGET").map_err(|_| "TARGET unset")?;
+    let (board, memory) = if target.starts_with("armv8r") {
+        ("mps3_an536", "memory-an536.x")
+    } else {
+        ("mps2_an500", "memory-an500.x")
+    };
+    println!("cargo::rustc-check-cfg=cfg(board, values(\"mps2_an500\", \"mps3_an536\"))");
+    println!("cargo::rustc-cfg=board=\"{board}\"");
+    let memory = manifest_dir.join(memory);
     println!("cargo:rerun-if-changed={}", memory.display());
     fs::copy(&memory, out_dir.join("memory.x")).map_err(|e| format!("copying memory.x: {e}"))?;
     println!("cargo:rustc-link-search={}", out_dir.display());
