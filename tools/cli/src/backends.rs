@@ -4,6 +4,7 @@ use anyhow::Result;
 use cadence_hal::cpu::CpuBackend;
 #[cfg(feature = "cuda")]
 use cadence_hal::cuda::CudaBackend;
+#[cfg(feature = "tract")]
 use cadence_hal::tract::{Binding, TractBackend};
 use cadence_hal::{Accelerator, BackendError, Plan};
 use cadence_runtime::package::{AlignedBytes, Package};
@@ -16,6 +17,7 @@ pub enum AnyBackend {
     #[cfg(feature = "cuda")]
     Cuda(Box<CudaBackend>),
     /// tract on the package's source ONNX.
+    #[cfg(feature = "tract")]
     Tract(Box<TractBackend>),
 }
 
@@ -25,6 +27,7 @@ impl Accelerator for AnyBackend {
             Self::Cpu(b) => b.name(),
             #[cfg(feature = "cuda")]
             Self::Cuda(b) => b.name(),
+            #[cfg(feature = "tract")]
             Self::Tract(b) => b.name(),
         }
     }
@@ -33,6 +36,7 @@ impl Accelerator for AnyBackend {
             Self::Cpu(b) => b.prepare(plan),
             #[cfg(feature = "cuda")]
             Self::Cuda(b) => b.prepare(plan),
+            #[cfg(feature = "tract")]
             Self::Tract(b) => b.prepare(plan),
         }
     }
@@ -41,19 +45,37 @@ impl Accelerator for AnyBackend {
             Self::Cpu(b) => b.run(plan, arena),
             #[cfg(feature = "cuda")]
             Self::Cuda(b) => b.run(plan, arena),
+            #[cfg(feature = "tract")]
             Self::Tract(b) => b.run(plan, arena),
         }
     }
 }
 
 /// Names of the backends built in, in the order reports list them.
+#[cfg(feature = "tract")]
 pub const BUILT_IN: [&str; 2] = ["cpu", "tract"];
+/// Names of the backends built in, in the order reports list them.
+#[cfg(not(feature = "tract"))]
+pub const BUILT_IN: [&str; 1] = ["cpu"];
 
 /// Creates backend `name` for `pkg`; `None` when the package cannot use it (tract needs
 /// the source ONNX embedded).
-pub fn create(name: &str, pkg: &Package<'_>) -> Result<Option<AnyBackend>> {
+pub fn create(
+    name: &str,
+    #[cfg_attr(
+        not(feature = "tract"),
+        expect(unused_variables, reason = "only the tract backend reads the package")
+    )]
+    pkg: &Package<'_>,
+) -> Result<Option<AnyBackend>> {
     Ok(match name {
         "cpu" => Some(AnyBackend::Cpu(CpuBackend)),
+        #[cfg(not(feature = "tract"))]
+        "tract" => anyhow::bail!(
+            "backend `tract`: {}",
+            crate::commands::without_tract::MISSING_FEATURE
+        ),
+        #[cfg(feature = "tract")]
         "tract" => pkg.source_onnx().map(|onnx| {
             let inputs = pkg
                 .inputs()

@@ -15,6 +15,7 @@ static ALLOCATOR: cadence_alloc_count::CountingAllocator = cadence_alloc_count::
 /// Cadence: a static, allocation-free inference runtime for on-vehicle perception.
 #[derive(Parser)]
 #[command(name = "cadence", version, about)]
+#[cfg_attr(not(feature = "tract"), command(after_help = commands::without_tract::HELP_NOTE))]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -1,12 +1,16 @@
 //! One module per subcommand.
 
 pub mod bench;
+#[cfg(feature = "tract")]
 pub mod check_spec;
+#[cfg(feature = "tract")]
 pub mod compile;
 pub mod inspect;
+#[cfg(feature = "tract")]
 pub mod placeholder;
 pub mod profile;
 pub mod profile_scenario;
+#[cfg(feature = "tract")]
 pub mod prune;
 pub mod run;
 pub mod run_scenario;
@@ -14,6 +18,16 @@ pub mod schedule;
 pub mod selftest;
 pub mod sim;
 pub mod trace;
+#[cfg(not(feature = "tract"))]
+pub mod without_tract;
+#[cfg(not(feature = "tract"))]
+pub use without_tract as check_spec;
+#[cfg(not(feature = "tract"))]
+pub use without_tract as compile;
+#[cfg(not(feature = "tract"))]
+pub use without_tract as placeholder;
+#[cfg(not(feature = "tract"))]
+pub use without_tract as prune;
 
 use std::path::Path;
 
