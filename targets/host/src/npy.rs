@@ -4,7 +4,8 @@
 //! is allocated: npyz parses the header, but it allocates the header length the file
 //! states before reading it (up to 4 GiB for a 12-byte file) and multiplies the dims
 //! unchecked (a panic in debug builds, a wrapped, wrong element count in release
-//! ones), so both are checked here first. Both were found by the `npy` fuzz target.
+//! ones), so both are checked here first, and so is the bracket nesting its literal
+//! parser takes exponential time over. All three were found by the `npy` fuzz target.
 
 use std::path::{Path, PathBuf};
 
@@ -66,6 +67,22 @@ pub enum NpyError {
         /// Bytes per element.
         size: u64,
     },
+    /// A header longer than any numpy writes for a plain array.
+    #[error(
+        "the header is {len} bytes, more than the {MAX_HEADER_LEN} numpy itself reads; the file is damaged"
+    )]
+    HeaderTooLong {
+        /// Header bytes the preamble gives.
+        len: usize,
+    },
+    /// Brackets nested deeper than any header Cadence reads.
+    #[error(
+        "the header nests brackets {depth} deep, more than the {MAX_HEADER_NESTING} of any .npy header; the file is damaged"
+    )]
+    HeaderNesting {
+        /// The deepest nesting found.
+        depth: usize,
+    },
     /// A shape whose element count does not fit in memory's address range.
     #[error("the shape {shape:?} has more elements than can be addressed")]
     ShapeOverflow {
@@ -126,6 +143,7 @@ pub fn read(path: &Path) -> Result<NpyTensor, ReadNpyError> {
 /// Parses the bytes of a whole `.npy` file.
 pub fn parse(file: &[u8]) -> Result<NpyTensor, NpyError> {
     if let Some(header) = header_text(file)? {
+        check_nesting(header)?;
         check_shape(header)?;
     }
     let mut data = file;
@@ -180,9 +198,9 @@ pub fn parse(file: &[u8]) -> Result<NpyTensor, NpyError> {
 /// First bytes of every `.npy` file.
 const MAGIC: &[u8] = b"\x93NUMPY";
 
-/// The header text, once its stated length is known to fit in `file`; `None` when the
-/// preamble is not one this reader knows (npyz then names what is wrong) or the text
-/// is not UTF-8 (likewise).
+/// The header text, once its stated length is known to fit in `file` and in
+/// [`MAX_HEADER_LEN`]; `None` when the preamble is not one this reader knows (npyz then
+/// names what is wrong) or the text is not UTF-8 (likewise).
 fn header_text(file: &[u8]) -> Result<Option<&str>, NpyError> {
     // Versions 1.x give the header length as a u16, 2.x and 3.x as a u32.
     let length_bytes = match file.get(MAGIC.len()) {
@@ -203,7 +221,41 @@ fn header_text(file: &[u8]) -> Result<Option<&str>, NpyError> {
     if claimed > available {
         return Err(NpyError::HeaderLength { claimed, available });
     }
+    if claimed > MAX_HEADER_LEN {
+        return Err(NpyError::HeaderTooLong { len: claimed });
+    }
     Ok(std::str::from_utf8(&file[text_at..text_at + claimed]).ok())
+}
+
+/// Deepest bracket nesting a header may have: the dict, a structured dtype's list and
+/// its field tuple (refused later, by name). npyz's literal parser backtracks
+/// exponentially in the depth: a 118-byte header of nested braces took over 10 s (found
+/// by the `npy` fuzz target).
+pub const MAX_HEADER_NESTING: usize = 3;
+
+/// Longest header accepted, numpy's own default (`max_header_size` of `numpy.load`):
+/// npyz's parser takes time in proportion to it, so this bounds the time spent on one.
+pub const MAX_HEADER_LEN: usize = 10_000;
+
+/// Refuses a header nested deeper than [`MAX_HEADER_NESTING`] (brackets inside strings
+/// count too: no header Cadence reads has any).
+fn check_nesting(header: &str) -> Result<(), NpyError> {
+    let mut depth = 0usize;
+    let mut deepest = 0;
+    for c in header.chars() {
+        match c {
+            '{' | '[' | '(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            '}' | ']' | ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if deepest > MAX_HEADER_NESTING {
+        return Err(NpyError::HeaderNesting { depth: deepest });
+    }
+    Ok(())
 }
 
 /// Refuses a shape whose non-zero dims multiply past `u64`: npyz multiplies them,

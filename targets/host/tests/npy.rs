@@ -202,6 +202,49 @@ fn a_shape_that_is_not_decimal_integers_is_refused() {
     assert!(matches!(err, NpyError::ShapeSyntax { .. }), "{err:?}");
 }
 
+/// Found by the `npy` fuzz target: a 118-byte header of nested braces that npyz's
+/// literal parser took over 10 s on.
+#[test]
+fn a_deeply_nested_header_is_refused_before_parsing() {
+    let fuzzed = b"\x93\x4e\x55\x4d\x50\x59\x01\x00\x76\x00\x7b\x27\x64\x65\x63\x63\
+        \x72\x27\x3a\x20\x27\x7c\x75\x31\x27\x2c\x20\x27\x20\x20\x20\x20\
+        \x20\x20\x0b\x20\x61\x63\x70\x65\x27\x3a\x20\x28\x34\x2c\x20\x20\
+        \x20\x20\x20\x20\x20\x20\x30\x30\x30\x30\x30\x30\x30\x30\x30\x30\
+        \x30\x65\x30\x30\x30\x30\x2b\x34\x2c\x7b\x7b\x7b\x7b\x7b\x7b\x7b\
+        \x7b\x7b\x7b\x7b\x7b\x27\x64\x65\x64\x65\x63\x63\x72\x27\x3a\x20\
+        \x27\x7c\x75\x31\x27\x2c\x20\x27\x66\x6f\x3a\x33\x29\x2c\x20\x7d\
+        \x20\x20\x20\x20\x20\x3f\x20\x20\x20\x20\x20\x20\x20\x20\x20\x20\
+        \x20\x20\x20\x0b\x20\x61\x70\x65\x27\x3a\x20\x28\x30\x30\x3a\x33\
+        \x38\x33\x32\x00\x36\x31\x30\x38\x36\x6f\x72\x64\x65\x72\x33\x27";
+    let err = npy::parse(fuzzed).unwrap_err();
+    assert!(
+        matches!(err, NpyError::HeaderNesting { depth } if depth > npy::MAX_HEADER_NESTING),
+        "{err:?}"
+    );
+    let structured = file("[('a', '<f4')]", false, &[1], &[0; 4]);
+    assert!(
+        matches!(npy::parse(&structured).unwrap_err(), NpyError::Structured),
+        "the deepest header a writer makes for a structured array still gets its own error"
+    );
+}
+
+#[test]
+fn a_header_longer_than_numpy_reads_is_refused() {
+    let padded = format!(
+        "{{'descr': '<f4', 'fortran_order': False, 'shape': (1,), {}}}",
+        " ".repeat(npy::MAX_HEADER_LEN)
+    );
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&u16::try_from(padded.len()).unwrap().to_le_bytes());
+    bytes.extend_from_slice(padded.as_bytes());
+    bytes.extend_from_slice(&[0; 4]);
+    let err = npy::parse(&bytes).unwrap_err();
+    assert!(
+        matches!(err, NpyError::HeaderTooLong { len } if len == padded.len()),
+        "{err:?}"
+    );
+}
+
 #[test]
 fn a_cut_or_foreign_header_is_a_header_error() {
     let whole = file("'<f4'", false, &[1], &[0; 4]);
