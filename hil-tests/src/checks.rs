@@ -78,7 +78,7 @@ pub fn judge(rig: &Rig, plans: &[StreamPlan], log: &RunLog) -> Vec<Check> {
     for plan in plans {
         checks.push(deadlines(plan, log));
     }
-    checks.push(accounting(log));
+    checks.push(accounting(plans, log));
     let mut seen: Vec<FaultKind> = Vec::new();
     for (index, spec) in rig.faults.iter().enumerate() {
         let repeat = seen.iter().filter(|k| **k == spec.kind).count();
@@ -384,12 +384,33 @@ fn predicted(index: usize, epoch: &Epoch, log: &RunLog) -> Summary {
     summary
 }
 
-fn accounting(log: &RunLog) -> Check {
+/// Whether `frame`, unanswered, was still in flight when its DUT instance was killed:
+/// sent no earlier than its stream's deadline plus one period before the kill (an
+/// earlier frame should have been answered by then, if only as skipped).
+fn in_flight_at_kill(frame: &FrameLog, plans: &[StreamPlan], log: &RunLog) -> bool {
+    let kill = log
+        .faults
+        .iter()
+        .filter(|f| f.kind == FaultKind::Restart && f.epoch == frame.epoch)
+        .map(|f| f.window.0)
+        .next();
+    let allowance = plans
+        .iter()
+        .find(|p| p.kind == frame.stream)
+        .map_or(Duration::ZERO, |p| p.deadline + p.period);
+    match (kill, frame.sent_at) {
+        (Some(kill), Some(sent)) => sent + allowance >= kill,
+        _ => false,
+    }
+}
+
+fn accounting(plans: &[StreamPlan], log: &RunLog) -> Check {
     let mut check = Check::new("accounting");
     let (mut answered_count, mut dropped, mut corrupted, mut lost, mut down) = (0, 0, 0, 0, 0);
     for frame in &log.frames {
         let answer = frame.seq.and_then(|seq| log.answers.get(&seq));
-        let killed = log.epochs.get(frame.epoch).is_some_and(|e| e.killed);
+        let killed = log.epochs.get(frame.epoch).is_some_and(|e| e.killed)
+            && in_flight_at_kill(frame, plans, log);
         let what = format!(
             "{} frame {} (seq {})",
             frame.stream.name(),
@@ -405,7 +426,9 @@ fn accounting(log: &RunLog) -> Check {
             )),
             (_, Some(_)) => answered_count += 1,
             (_, None) if killed => lost += 1,
-            (_, None) => check.fail(format!("{what} was sent intact and never answered")),
+            (_, None) => check.fail(format!(
+                "{what} was sent intact and never answered (and was not in flight when a restart killed the DUT)"
+            )),
         }
     }
     check.note(format!(

@@ -56,7 +56,7 @@ pub struct RunOptions {
     pub bin: PathBuf,
     /// The JUnit file to write.
     pub junit: PathBuf,
-    /// The folder to write `report.html` into, if any.
+    /// The folder to write `report.html` (and the DUT's output, `dut-<n>.log`) into.
     pub report: Option<PathBuf>,
 }
 
@@ -85,7 +85,12 @@ pub fn run_rig(path: &Path, options: &RunOptions) -> Result<Outcome, RigError> {
             })
         })
         .collect::<Result<Vec<StreamPlan>, _>>()?;
-    let launcher = Launcher::new(&rig.dut, &options.bin, &options.models);
+    let launcher = Launcher::new(
+        &rig.dut,
+        &options.bin,
+        &options.models,
+        options.report.as_deref(),
+    );
     let log = session::run(&rig, &plans, launcher);
     let checks = checks::judge(&rig, &plans, &log);
     let elapsed = log.finished.saturating_duration_since(log.started);

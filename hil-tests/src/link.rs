@@ -29,7 +29,7 @@ pub enum LinkError {
         source: std::io::Error,
     },
     /// The DUT exited before the rig could talk to it.
-    #[error("the DUT exited ({status}) before {stage}; see its output above")]
+    #[error("the DUT exited ({status}) before {stage}; see its output (dut-<n>.log with --report)")]
     Exited {
         /// Its exit status.
         status: std::process::ExitStatus,
@@ -57,8 +57,16 @@ pub enum LinkError {
         source: std::io::Error,
     },
     /// The DUT hung up or the connection broke while the rig was sending.
-    #[error("sending to the DUT failed: {0} (did it crash? see its output above)")]
+    #[error("sending to the DUT failed: {0} (did it crash? see its output)")]
     Send(std::io::Error),
+    /// The DUT's log file cannot be made.
+    #[error("cannot write the DUT's log `{path}`: {source}")]
+    Log {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The DUT's address has no `{{port}}` to fill in and is not a valid address.
     #[error(
         "the DUT address `{0}` is not HOST:PORT (use 127.0.0.1:{{port}} for a port the rig picks)"
@@ -120,16 +128,23 @@ pub struct Launcher {
     spec: DutSpec,
     bin: PathBuf,
     models: PathBuf,
+    /// Where each started instance's output goes (`dut-<n>.log`); none: stderr.
+    log_dir: Option<PathBuf>,
+    starts: usize,
     child: Option<Child>,
 }
 
 impl Launcher {
-    /// A launcher for `spec`; `{bin}` expands to `bin`, `{models}` to `models`.
-    pub fn new(spec: &DutSpec, bin: &Path, models: &Path) -> Self {
+    /// A launcher for `spec`; `{bin}` expands to `bin`, `{models}` to `models`. Each
+    /// instance's standard output and error go to `log_dir/dut-<n>.log` (a firmware's
+    /// binary log among them), or without `log_dir` its error output to the rig's.
+    pub fn new(spec: &DutSpec, bin: &Path, models: &Path, log_dir: Option<&Path>) -> Self {
         Self {
             spec: spec.clone(),
             bin: bin.to_owned(),
             models: models.to_owned(),
+            log_dir: log_dir.map(Path::to_owned),
+            starts: 0,
             child: None,
         }
     }
@@ -193,9 +208,26 @@ impl Launcher {
                 .replace("{models}", &self.models.to_string_lossy())
         };
         let program = expand(program);
+        let (stdout, stderr) = match &self.log_dir {
+            Some(dir) => {
+                let path = dir.join(format!("dut-{}.log", self.starts));
+                let log_error = |source| LinkError::Log {
+                    path: path.clone(),
+                    source,
+                };
+                std::fs::create_dir_all(dir).map_err(log_error)?;
+                let file = std::fs::File::create(&path).map_err(log_error)?;
+                let copy = file.try_clone().map_err(log_error)?;
+                (Stdio::from(file), Stdio::from(copy))
+            }
+            None => (Stdio::null(), Stdio::inherit()),
+        };
+        self.starts += 1;
         let child = Command::new(&program)
             .args(args.iter().map(|a| expand(a)))
             .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
             .spawn()
             .map_err(|source| LinkError::Spawn {
                 program: program.clone(),

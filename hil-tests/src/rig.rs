@@ -16,6 +16,7 @@
 //! camera = "{models}/camera/camera_det.cpk"
 //! lidar_pfn = "{models}/lidar/pfn.cpk"
 //! lidar_backbone = "{models}/lidar/backbone.cpk"
+//! # lidar = "out/firmware/bev_classifier.cpk"   # pipeline = "mcu": the one-package model
 //! score_tolerance = 1e-4           # |score difference| allowed per detection
 //! box_tolerance = 1e-3             # |coordinate difference| allowed per box value
 //!
@@ -31,7 +32,9 @@
 //! data = "models/data/camera"      # a .npy file or a folder of frame_<n>.npy / sweep_<n>.npy
 //! width = 320                      # camera: frames are resized to width x height
 //! height = 320
-//! # max_points = 20000             # lidar: points kept per sweep (default: what the DUT takes)
+//! # max_points = 20000             # lidar: points kept per sweep (default: what one message holds)
+//! # pipeline = "mcu"               # the microcontroller's frame paths (cadence_models::mcu):
+//! #                                # camera frames are centre crops (ROIs) of the recordings
 //!
 //! [[fault]]
 //! kind = "drop-frames"             # drop-frames, corrupt-frame, duplicate-frame, delay, stall, restart
@@ -140,6 +143,8 @@ pub struct ReferenceSpec {
     pub lidar_pfn: Option<String>,
     /// The lidar backbone.
     pub lidar_backbone: Option<String>,
+    /// The microcontroller's one-package lidar model (`pipeline = "mcu"`).
+    pub lidar: Option<String>,
     /// Largest score difference accepted per detection.
     pub score_tolerance: f32,
     /// Largest difference accepted per box value.
@@ -187,6 +192,23 @@ pub struct StreamSpec {
     pub height: Option<u16>,
     /// Lidar: points kept per sweep.
     pub max_points: Option<u32>,
+    /// Which frame path the DUT runs, and so the rig's reference.
+    #[serde(default)]
+    pub pipeline: PipelineKind,
+}
+
+/// The frame path a stream goes through on the DUT (the rig runs the same one for its
+/// reference).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PipelineKind {
+    /// The host's: the SSD camera detector, the PointPillars lidar chain.
+    #[default]
+    Host,
+    /// The microcontroller's (`cadence_models::mcu`): camera frames are region-of-
+    /// interest crops of the recorded images for the ROI classifier; lidar sweeps go
+    /// to the BEV cell classifier.
+    Mcu,
 }
 
 /// A sensor stream's kind.
@@ -315,8 +337,8 @@ impl Rig {
             }
             positive(&format!("stream `{name}` rate_hz"), stream.rate_hz)?;
             positive(&format!("stream `{name}` deadline_ms"), stream.deadline_ms)?;
-            match stream.kind {
-                StreamKind::Camera => {
+            match (stream.kind, stream.pipeline) {
+                (StreamKind::Camera, _) => {
                     if !matches!((stream.width, stream.height), (Some(w), Some(h)) if w > 0 && h > 0)
                     {
                         return Err(
@@ -328,7 +350,12 @@ impl Rig {
                         return Err("a camera stream needs `reference.camera`".into());
                     }
                 }
-                StreamKind::Lidar => {
+                (StreamKind::Lidar, PipelineKind::Mcu) => {
+                    if self.reference.lidar.is_none() {
+                        return Err("an mcu lidar stream needs `reference.lidar`".into());
+                    }
+                }
+                (StreamKind::Lidar, PipelineKind::Host) => {
                     if self.reference.lidar_pfn.is_none() || self.reference.lidar_backbone.is_none()
                     {
                         return Err(

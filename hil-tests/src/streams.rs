@@ -16,6 +16,9 @@ use cadence_host::pipeline::{
     CameraChain, Counters, CpuBackends, Isolation, LidarChain, PipelineError,
 };
 use cadence_models::camera::RgbFrame;
+use cadence_models::mcu;
+use cadence_runtime::engine::Engine;
+use cadence_runtime::package::{AlignedBytes, Package};
 use cadence_runtime::wire::payload::{
     CameraFrameHeader, Detection, LidarFrameHeader, LidarPoint, write_parts,
 };
@@ -24,7 +27,7 @@ use thiserror::Error;
 use zerocopy::IntoBytes;
 use zerocopy::little_endian::{F32, U16, U32};
 
-use crate::rig::{ReferenceSpec, StreamKind, StreamSpec};
+use crate::rig::{PipelineKind, ReferenceSpec, StreamKind, StreamSpec};
 
 /// Why a stream's frames or reference cannot be prepared.
 #[derive(Debug, Error)]
@@ -117,8 +120,50 @@ pub fn prepare(
         reason,
     };
     let mut counters = Counters::default();
-    let samples = match spec.kind {
-        StreamKind::Camera => {
+    let samples = match (spec.kind, spec.pipeline) {
+        (StreamKind::Camera, PipelineKind::Mcu) => {
+            let package = resolve(reference.camera.as_deref().unwrap_or_default());
+            let mut model = McuModel::load(&package, mcu::ROI_INPUT).map_err(reference_error)?;
+            let (width, height) = (spec.width.unwrap_or(0), spec.height.unwrap_or(0));
+            let frames = camera_frames(&spec.data).map_err(samples_error)?;
+            let mut samples = Vec::with_capacity(frames.len());
+            for (index, frame) in frames.iter().enumerate() {
+                let pixels = centre_crop(&frame.rgb(), usize::from(width), usize::from(height));
+                let rgb = RgbFrame {
+                    width: usize::from(width),
+                    height: usize::from(height),
+                    pixels: &pixels,
+                };
+                let expected = model.roi(&rgb).map_err(|reason| run_error(index, reason))?;
+                let header = camera_header(width, height, deadline_us);
+                samples.push(Sample {
+                    payload: join(stream, &[header.as_bytes(), &pixels])?,
+                    expected,
+                });
+            }
+            samples
+        }
+        (StreamKind::Lidar, PipelineKind::Mcu) => {
+            let package = resolve(reference.lidar.as_deref().unwrap_or_default());
+            let mut model = McuModel::load(&package, mcu::BEV_INPUT).map_err(reference_error)?;
+            let budget = spec
+                .max_points
+                .map_or(mcu::LIDAR_MAX_POINTS, |m| m as usize);
+            let sweeps = lidar_sweeps(&spec.data).map_err(samples_error)?;
+            let mut samples = Vec::with_capacity(sweeps.len());
+            for (index, sweep) in sweeps.iter().enumerate() {
+                let sweep = &sweep[..sweep.len().min(budget)];
+                let expected = model
+                    .bev(sweep)
+                    .map_err(|reason| run_error(index, reason))?;
+                samples.push(Sample {
+                    payload: lidar_payload(stream, sweep, deadline_us)?,
+                    expected,
+                });
+            }
+            samples
+        }
+        (StreamKind::Camera, PipelineKind::Host) => {
             let (width, height) = (spec.width.unwrap_or(0), spec.height.unwrap_or(0));
             let package = resolve(reference.camera.as_deref().unwrap_or_default());
             let mut chain =
@@ -136,13 +181,7 @@ pub fn prepare(
                 chain
                     .run(&rgb, false, Duration::MAX, &mut counters)
                     .map_err(|e| run_error(index, e.to_string()))?;
-                let header = CameraFrameHeader {
-                    width: U16::new(width),
-                    height: U16::new(height),
-                    channels: U16::new(3),
-                    reserved: U16::ZERO,
-                    deadline_us,
-                };
+                let header = camera_header(width, height, deadline_us);
                 samples.push(Sample {
                     payload: join(stream, &[header.as_bytes(), &pixels])?,
                     expected: chain.detections().iter().map(camera_result).collect(),
@@ -150,7 +189,7 @@ pub fn prepare(
             }
             samples
         }
-        StreamKind::Lidar => {
+        (StreamKind::Lidar, PipelineKind::Host) => {
             let pfn = resolve(reference.lidar_pfn.as_deref().unwrap_or_default());
             let backbone = resolve(reference.lidar_backbone.as_deref().unwrap_or_default());
             let mut chain = LidarChain::<CpuBackend>::load(
@@ -168,18 +207,8 @@ pub fn prepare(
                 chain
                     .run(sweep, false, Duration::MAX, &mut counters)
                     .map_err(|e| run_error(index, e.to_string()))?;
-                let header = LidarFrameHeader {
-                    points: U32::new(u32::try_from(sweep.len()).unwrap_or(u32::MAX)),
-                    deadline_us,
-                };
-                let points: Vec<LidarPoint> = sweep
-                    .iter()
-                    .map(|p| LidarPoint {
-                        xyzi: p.map(F32::new),
-                    })
-                    .collect();
                 samples.push(Sample {
-                    payload: join(stream, &[header.as_bytes(), points.as_bytes()])?,
+                    payload: lidar_payload(stream, sweep, deadline_us)?,
                     expected: chain.detections().iter().map(lidar_result).collect(),
                 });
             }
@@ -192,6 +221,144 @@ pub fn prepare(
         deadline,
         samples,
     })
+}
+
+fn camera_header(width: u16, height: u16, deadline_us: U32) -> CameraFrameHeader {
+    CameraFrameHeader {
+        width: U16::new(width),
+        height: U16::new(height),
+        channels: U16::new(3),
+        reserved: U16::ZERO,
+        deadline_us,
+    }
+}
+
+fn lidar_payload(
+    stream: &'static str,
+    sweep: &[[f32; 4]],
+    deadline_us: U32,
+) -> Result<Vec<u8>, StreamError> {
+    let header = LidarFrameHeader {
+        points: U32::new(u32::try_from(sweep.len()).unwrap_or(u32::MAX)),
+        deadline_us,
+    };
+    let points: Vec<LidarPoint> = sweep
+        .iter()
+        .map(|p| LidarPoint {
+            xyzi: p.map(F32::new),
+        })
+        .collect();
+    join(stream, &[header.as_bytes(), points.as_bytes()])
+}
+
+/// A microcontroller model (one package, `cadence_models::mcu`'s frame paths) loaded
+/// on the host CPU backend, as the firmware loads it on its own.
+struct McuModel {
+    path: PathBuf,
+    bytes: AlignedBytes,
+    arena: AlignedBytes,
+    /// The model's input, as `cadence_models::mcu` writes it.
+    input: Vec<f32>,
+}
+
+impl McuModel {
+    /// Reads `path` and checks it parses, loads and has input `input`.
+    fn load(path: &Path, input: &str) -> Result<Self, PipelineError> {
+        let bytes = AlignedBytes::read(path).map_err(|source| PipelineError::ReadPackage {
+            path: path.to_owned(),
+            source,
+        })?;
+        let package =
+            Package::parse(bytes.as_slice()).map_err(|source| PipelineError::BadPackage {
+                path: path.to_owned(),
+                source,
+            })?;
+        let Some(io) = package.inputs().find(|io| io.name() == input) else {
+            return Err(PipelineError::Interface {
+                path: path.to_owned(),
+                reason: format!("it has no input `{input}`; is it the firmware's model?"),
+            });
+        };
+        let len = io.shape().dims().iter().product();
+        let arena = AlignedBytes::zeroed(package.arena_bytes());
+        Ok(Self {
+            path: path.to_owned(),
+            bytes,
+            arena,
+            input: vec![0.0; len],
+        })
+    }
+
+    /// Runs the package on `self.input` and hands `output` to `decode`.
+    fn run<T>(
+        &mut self,
+        input: &str,
+        output: &str,
+        decode: impl FnOnce(&[f32], &[f32]) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let package = Package::parse(self.bytes.as_slice()).map_err(|e| e.to_string())?;
+        let mut engine = Engine::load(&package, CpuBackend, self.arena.as_mut_slice())
+            .map_err(|e| format!("`{}`: {e}", self.path.display()))?;
+        let shape: Vec<usize> = package
+            .inputs()
+            .find(|io| io.name() == input)
+            .map(|io| io.shape().dims().to_vec())
+            .unwrap_or_default();
+        engine
+            .set_input_f32(input, &shape, &self.input)
+            .map_err(|e| e.to_string())?;
+        engine.run().map_err(|e| e.to_string())?;
+        decode(
+            &self.input,
+            engine.output(output).map_err(|e| e.to_string())?,
+        )
+    }
+
+    /// The ROI classifier's detections for one crop.
+    fn roi(&mut self, crop: &RgbFrame<'_>) -> Result<Vec<Detection>, String> {
+        mcu::roi_input(crop, &mut self.input).map_err(|e| e.to_string())?;
+        let (width, height) = (crop.width, crop.height);
+        self.run(mcu::ROI_INPUT, mcu::ROI_OUTPUT, |_, probs| {
+            let detections =
+                mcu::roi_detections(probs, width, height).map_err(|e| e.to_string())?;
+            Ok(detections.iter().map(mcu_result).collect())
+        })
+    }
+
+    /// The BEV cell classifier's detections for one sweep.
+    fn bev(&mut self, sweep: &[[f32; 4]]) -> Result<Vec<Detection>, String> {
+        mcu::bev_input(sweep.iter().copied(), &mut self.input).map_err(|e| e.to_string())?;
+        self.run(mcu::BEV_INPUT, mcu::BEV_OUTPUT, |bev, probs| {
+            let detections = mcu::bev_detections(bev, probs).map_err(|e| e.to_string())?;
+            Ok(detections.iter().map(mcu_result).collect())
+        })
+    }
+}
+
+/// A microcontroller detection as the wire carries it.
+fn mcu_result(d: &mcu::McuDetection) -> Detection {
+    Detection {
+        class: U32::new(d.class),
+        score: F32::new(d.score),
+        bbox: d.bbox.map(F32::new),
+    }
+}
+
+/// The centre square of `frame` (half its shorter side: a region of interest around
+/// the middle of the scene) resized to `width × height` by nearest neighbour.
+fn centre_crop(frame: &RgbFrame<'_>, width: usize, height: usize) -> Vec<u8> {
+    let side = (frame.width.min(frame.height) / 2).max(1);
+    let (x0, y0) = ((frame.width - side) / 2, (frame.height - side) / 2);
+    let mut out = Vec::with_capacity(width * height * 3);
+    for y in 0..height {
+        let sy = y0 + y * side / height;
+        for x in 0..width {
+            let sx = x0 + x * side / width;
+            let at = (sy * frame.width + sx) * 3;
+            out.extend_from_slice(&frame.pixels[at..at + 3]);
+        }
+    }
+    out
 }
 
 /// Most lidar points one message carries.

@@ -86,7 +86,7 @@ impl<B: Accelerator> Detector<B> {
 
 /// A camera task's detectors (primary and optional fallback) and its decode buffers:
 /// the frame path from an RGB frame to detections, for any frame (the host DUT runs it
-/// on frames from the wire, [`CameraPipeline`] on recorded ones).
+/// on frames from the wire, a scheduler task's [`super::Pipeline`] on recorded ones).
 pub struct CameraChain<B> {
     detectors: Vec<Detector<B>>,
     primary: usize,

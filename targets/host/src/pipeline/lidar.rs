@@ -135,8 +135,8 @@ struct Chain {
 
 /// A lidar task's `(PFN, backbone)` chains (primary and optional fallback) and its
 /// pillarisation and decode buffers: the frame path from a sweep to detections, for any
-/// sweep (the host DUT runs it on sweeps from the wire, [`LidarPipeline`] on recorded
-/// ones).
+/// sweep (the host DUT runs it on sweeps from the wire, a scheduler task's
+/// [`super::Pipeline`] on recorded ones).
 pub struct LidarChain<B> {
     pfns: Vec<Pfn<B>>,
     backbones: Vec<Backbone<B>>,
