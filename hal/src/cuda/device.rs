@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use cudarc::driver::sys::{CUdevice_attribute, CUgraphInstantiate_flags, CUstreamCaptureMode};
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaGraph, CudaSlice, CudaStream, DevicePtr, DeviceRepr,
+    CudaContext, CudaFunction, CudaGraph, CudaModule, CudaSlice, CudaStream, DevicePtr, DeviceRepr,
     LaunchConfig, PinnedHostSlice, PushKernelArg, result,
 };
 use cudarc::nvrtc::{CompileOptions, Ptx};
@@ -88,6 +88,8 @@ fn open(ordinal: usize) -> Result<(Arc<CudaContext>, usize), CudaError> {
 /// buffers its nodes address, the buffers before the stream and context.
 pub(super) struct Device {
     graph: CudaGraph,
+    /// The compiled kernels the graph's nodes launch: kept loaded as long as the graph.
+    _module: Arc<CudaModule>,
     staging: PinnedHostSlice<u8>,
     arena: CudaSlice<f32>,
     weights: CudaSlice<f32>,
@@ -157,6 +159,7 @@ impl Device {
         )?;
 
         let mut device = Self {
+            _module: module,
             graph: capture(
                 &stream,
                 &functions,

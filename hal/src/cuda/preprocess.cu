@@ -53,6 +53,9 @@ struct LidarGridArgs {
     unsigned int nx, ny, max_pillars, max_points;
 };
 
+// Neither NaN nor infinite: the exponent bits are not all ones.
+__device__ __forceinline__ bool finite(float x) { return (__float_as_uint(x) & 0x7f800000u) != 0x7f800000u; }
+
 #define LIDAR_FEATURES 9
 #define LIDAR_PILLAR_BITS 24
 #define LIDAR_PILLAR_MASK ((1u << LIDAR_PILLAR_BITS) - 1u)
@@ -70,7 +73,7 @@ extern "C" __global__ void cadence_lidar_cells(const float* points, unsigned int
                                                int* keys) {
     for (unsigned int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
         const float x = points[4 * i], y = points[4 * i + 1], z = points[4 * i + 2], v = points[4 * i + 3];
-        if (!(isfinite(x) && isfinite(y) && isfinite(z) && isfinite(v))) {
+        if (!(finite(x) && finite(y) && finite(z) && finite(v))) {
             keys[i] = LIDAR_KEY_NON_FINITE;
         } else if (!(x >= g.x_min && x < g.x_max && y >= g.y_min && y < g.y_max && z >= g.z_min && z < g.z_max)) {
             keys[i] = LIDAR_KEY_OUT_OF_RANGE;
