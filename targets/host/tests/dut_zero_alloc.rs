@@ -106,7 +106,7 @@ fn serving_frames_does_not_allocate() {
     rig.wait_for(Kind::Hello);
     rig.send(Kind::Start, &[]);
     rig.wait_for(Kind::Ack);
-    let mut serve_both = |rig: &mut Rig| {
+    let serve_both = |rig: &mut Rig| {
         for (kind, body) in [(Kind::CameraFrame, &camera), (Kind::LidarFrame, &lidar)] {
             rig.send(kind, body);
             let outcome = rig.wait_for(Kind::TimingRecord);
