@@ -709,3 +709,57 @@ fn ms(d: Duration) -> f64 {
 pub fn seconds_since(start: Instant, at: Instant) -> f64 {
     at.saturating_duration_since(start).as_secs_f64()
 }
+
+#[cfg(test)]
+mod tests {
+    use zerocopy::little_endian::{F32, U32};
+
+    use super::*;
+
+    fn detection(class: u32, score: f32, x: f32) -> Detection {
+        Detection {
+            class: U32::new(class),
+            score: F32::new(score),
+            bbox: [x, 0.0, x + 1.0, 1.0, 0.0, 0.0, 0.0].map(F32::new),
+        }
+    }
+
+    #[test]
+    fn gaps_are_what_the_dut_counts_as_out_of_order() {
+        assert_eq!(gaps(&[0, 1, 2, 3]), 0);
+        assert_eq!(
+            gaps(&[0, 1, 4, 5]),
+            1,
+            "two messages lost in a row: one gap"
+        );
+        assert_eq!(gaps(&[0, 2, 4]), 2);
+        assert_eq!(gaps(&[u32::MAX, 0, 1]), 0, "the sequence wraps");
+        assert_eq!(gaps(&[]), 0);
+    }
+
+    #[test]
+    fn detections_match_in_any_order_within_tolerance() {
+        let want = [detection(1, 0.9, 10.0), detection(2, 0.8, 20.0)];
+        let got = [detection(2, 0.8, 20.0005), detection(1, 0.90001, 10.0)];
+        let (score, bbox) = compare(&want, &got, 1e-4, 1e-3).unwrap();
+        assert!(score > 0.0 && score <= 1e-4 && bbox > 0.0 && bbox <= 1e-3);
+    }
+
+    #[test]
+    fn a_detection_off_by_more_than_the_tolerance_or_missing_fails() {
+        let want = [detection(1, 0.9, 10.0)];
+        let moved = [detection(1, 0.9, 10.1)];
+        assert!(
+            compare(&want, &moved, 1e-4, 1e-3)
+                .unwrap_err()
+                .contains("no match")
+        );
+        let other_class = [detection(2, 0.9, 10.0)];
+        assert!(compare(&want, &other_class, 1e-4, 1e-3).is_err());
+        assert!(
+            compare(&want, &[], 1e-4, 1e-3)
+                .unwrap_err()
+                .contains("0 detections")
+        );
+    }
+}

@@ -414,3 +414,44 @@ impl Rig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rigs() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("rigs")
+    }
+
+    #[test]
+    fn the_bundled_rigs_are_valid() {
+        for name in ["host.toml", "qemu-m7.toml"] {
+            let rig = Rig::load(&rigs().join(name)).unwrap();
+            assert_eq!(rig.streams.len(), 2, "{name}");
+            let kinds: Vec<_> = rig.faults.iter().map(|f| f.kind).collect();
+            for kind in [
+                FaultKind::DropFrames,
+                FaultKind::CorruptFrame,
+                FaultKind::Delay,
+                FaultKind::Stall,
+                FaultKind::Restart,
+            ] {
+                assert!(kinds.contains(&kind), "{name} lacks {}", kind.name());
+            }
+        }
+    }
+
+    #[test]
+    fn two_streams_of_one_kind_are_refused_with_the_reason() {
+        let text = std::fs::read_to_string(rigs().join("host.toml")).unwrap();
+        let camera_only = text.replacen("kind = \"lidar\"", "kind = \"camera\"", 1);
+        let path = std::env::temp_dir().join(format!("rig-{}.toml", std::process::id()));
+        std::fs::write(&path, camera_only).unwrap();
+        let error = Rig::load(&path).unwrap_err().to_string();
+        std::fs::remove_file(&path).unwrap();
+        assert!(
+            error.contains("two [[stream]]s of kind `camera`"),
+            "{error}"
+        );
+    }
+}
