@@ -8,6 +8,10 @@
 //! - `deadlines-<stream>`: every frame no fault disturbed ended `Met` in the DUT's own
 //!   clock, against the deadline the rig sent, and the record is consistent (met
 //!   exactly when release to finish is within the deadline);
+//! - `latency-<stream>`: every frame no fault disturbed was answered within its
+//!   deadline as the rig sees it, from its last byte sent to its timing record back:
+//!   the link both ways included, which the DUT's own clock cannot see (a link too
+//!   slow for the stream queues frames before they arrive);
 //! - `accounting`: every frame sent is answered exactly once or explained (dropped,
 //!   corrupted, or lost with a killed instance), and the DUT's `Summary` holds exactly
 //!   the counts the rig predicts from what it sent (frames, records, outcomes, link
@@ -77,6 +81,9 @@ pub fn judge(rig: &Rig, plans: &[StreamPlan], log: &RunLog) -> Vec<Check> {
     }
     for plan in plans {
         checks.push(deadlines(plan, log));
+    }
+    for plan in plans {
+        checks.push(latency(plan, log));
     }
     checks.push(accounting(plans, log));
     let mut seen: Vec<FaultKind> = Vec::new();
@@ -350,6 +357,50 @@ fn deadlines(plan: &StreamPlan, log: &RunLog) -> Check {
     check.done(format!(
         "{judged} frames met their {:.1} ms deadline",
         deadline_ns as f64 / 1e6
+    ))
+}
+
+fn latency(plan: &StreamPlan, log: &RunLog) -> Check {
+    let stream = plan.kind.name();
+    let mut check = Check::new(format!("latency-{stream}"));
+    let mut round_trips = Vec::new();
+    for (frame, answer) in answered(log, plan.kind) {
+        let (Some(answer), Some(sent)) = (answer, frame.sent_at) else {
+            continue;
+        };
+        if disturbed(frame, plan.period, log) {
+            continue;
+        }
+        let round_trip = answer.at.saturating_duration_since(sent);
+        round_trips.push(round_trip);
+        if round_trip > plan.deadline {
+            check.fail(format!(
+                "{stream} frame {} (seq {}): answered {:.1} ms after it was sent, deadline {:.1} ms",
+                frame.index,
+                answer.record.frame_seq.get(),
+                ms(round_trip),
+                ms(plan.deadline)
+            ));
+        }
+    }
+    round_trips.sort_unstable();
+    check.note(format!(
+        "{} frames: rig send to record p50 {:.1} ms, max {:.1} ms",
+        round_trips.len(),
+        round_trips
+            .get(round_trips.len() / 2)
+            .map_or(f64::NAN, |d| ms(*d)),
+        round_trips.last().map_or(f64::NAN, |d| ms(*d))
+    ));
+    if round_trips.is_empty() {
+        check.fail(format!(
+            "no {stream} frame outside a fault's window was answered"
+        ));
+    }
+    check.done(format!(
+        "{} frames answered within {:.1} ms of being sent, link included",
+        round_trips.len(),
+        ms(plan.deadline)
     ))
 }
 

@@ -91,6 +91,8 @@ fn host_rig_passes_every_check_under_every_fault() {
         "outputs-lidar",
         "deadlines-camera",
         "deadlines-lidar",
+        "latency-camera",
+        "latency-lidar",
         "accounting",
         "fault-drop-frames",
         "fault-corrupt-frame",
