@@ -5,6 +5,8 @@
 //! runner. `examples/bench_scenario.rs` measures dispatch latency and jitter of the
 //! camera and lidar pipelines under the host driver against a plain loop on the CPU
 //! backend and on tract. [`npy`] reads `.npy` tensors (the `cadence` command's inputs).
+//! [`dut`] serves the same camera and lidar frame paths to the HIL rig over the wire
+//! protocol (the `cadence-dut` binary).
 #![forbid(unsafe_code)]
 
 pub mod backend;
