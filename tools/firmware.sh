@@ -134,7 +134,11 @@ print(f"hello from {name.rstrip(bytes(1)).decode()}: streams {streams:#x}, max p
 PY
 
 step "run: the Cortex-R52 image (QEMU >= 8, mps3-an536: self-test must pass and exit 0)"
-qemu_r52=${QEMU_R52:-qemu-system-arm}
+# tools/setup-cross.sh unpacks a QEMU >= 8 there.
+unpacked_r52=.cross/qemu-backports/usr/bin/qemu-system-arm
+default_r52=qemu-system-arm
+if [ -x "$unpacked_r52" ]; then default_r52=$PWD/$unpacked_r52; fi
+qemu_r52=${QEMU_R52:-$default_r52}
 if "$qemu_r52" -machine help 2>/dev/null | grep -q '^mps3-an536'; then
     r52=$(QEMU_R52=$qemu_r52 run_image "$out/cadence-firmware-r52.elf")
     echo "$r52"

@@ -11,7 +11,9 @@
 #    (the same version as rustc-web, checked below) with the cross gcc and glibc, and
 #    runs under qemu-aarch64. dpkg learns the arm64 architecture once, before the install.
 # Then `defmt-print` (cargo install, about 4.5 min the first time), which decodes the
-# firmware's defmt log.
+# firmware's defmt log, and QEMU >= 8 for the Cortex-R52 image (`-machine mps3-an536`):
+# bookworm's QEMU is 7.2, so bookworm-backports' qemu-system-arm is unpacked into
+# .cross/qemu-backports (not installed: it would replace the system QEMU for everyone).
 # Idempotent: when everything is already installed it says so and changes nothing.
 # Uses sudo only when not root.
 set -euo pipefail
@@ -75,4 +77,28 @@ if command -v defmt-print >/dev/null; then
 else
     echo "setup-cross: installing defmt-print (cargo install, a few minutes)"
     cargo install defmt-print --locked
+fi
+
+# The Cortex-R52 board needs QEMU >= 8: unpack bookworm-backports' qemu-system-arm (its
+# libraries are bookworm's) next to the repository, through a private apt list.
+qemu_r52=.cross/qemu-backports/usr/bin/qemu-system-arm
+cd "$(dirname "$0")/.."
+if [ -x "$qemu_r52" ]; then
+    echo "setup-cross: $("$qemu_r52" --version | head -n1) for the Cortex-R52 already unpacked"
+else
+    echo "setup-cross: unpacking bookworm-backports' qemu-system-arm into .cross/qemu-backports"
+    apt_dir=$(mktemp -d)
+    trap 'rm -rf "$apt_dir"' EXIT
+    mkdir -p "$apt_dir/lists/partial"
+    echo "deb http://deb.debian.org/debian bookworm-backports main" >"$apt_dir/sources.list"
+    apt_private=(-q -o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
+        -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache")
+    apt-get "${apt_private[@]}" update >/dev/null
+    (cd "$apt_dir" && apt-get "${apt_private[@]}" download qemu-system-arm 2>/dev/null)
+    rm -rf .cross/qemu-backports
+    mkdir -p .cross
+    dpkg -x "$apt_dir"/qemu-system-arm_*.deb .cross/qemu-backports
+    machines=$("$qemu_r52" -machine help)
+    grep -q '^mps3-an536' <<<"$machines"
+    echo "setup-cross: $("$qemu_r52" --version | head -n1) unpacked"
 fi

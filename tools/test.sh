@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Runs every check and test Cadence has, from a fresh clone: formatting, lints, docs,
-# the whole test suite (including the external ONNX corpus), and the bundled models'
-# self-tests. CI runs exactly this (via .ci/run).
+# the whole test suite (including the external ONNX corpus), the bundled models'
+# self-tests, the firmware images under QEMU, the HIL rigs (host DUT and Cortex-M7
+# firmware), the aarch64 build under qemu-aarch64, and a short run of every fuzz target.
+# It installs what it needs (chromium, the cross toolchains and emulators, cargo-fuzz).
+# CI runs exactly this (via .ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +31,8 @@ cargo fmt --all -- --check
 step "lints"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 cargo clippy -p cadence-hal -p cadence-runtime -p cadence-models -p cadence-scheduler --no-default-features -- -D warnings
+# The `cadence` the aarch64 build ships: no tract.
+cargo clippy -p cadence-cli --all-targets --no-default-features -- -D warnings
 
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
@@ -35,5 +40,23 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 step "tests"
 cargo test --workspace --release --all-features
 
+step "tests of the cadence build without tract"
+cargo test --release -p cadence-cli --no-default-features --test without_tract
+
 step "bundled models: compile and self-test"
 CADENCE=target/release/cadence bash tools/build-models.sh
+
+step "cross toolchains and emulators"
+bash tools/setup-cross.sh
+
+step "firmware: Cortex-M7 (and Cortex-R52) images under QEMU"
+CADENCE=target/release/cadence bash tools/firmware.sh
+
+step "hardware-in-the-loop rigs: the host DUT and the Cortex-M7 firmware under QEMU"
+bash tools/hil.sh host qemu-m7
+
+step "aarch64 Linux: cadence without tract, under qemu-aarch64"
+bash tools/aarch64.sh
+
+step "fuzzing: every parser of outside input, ${CADENCE_FUZZ_SECONDS:=20} s each"
+bash tools/fuzz.sh "$CADENCE_FUZZ_SECONDS"
