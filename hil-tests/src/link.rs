@@ -164,19 +164,7 @@ impl Launcher {
             }
             TransportKind::TcpListen => {
                 let bind = address.replace("{port}", "0");
-                let listener = TcpListener::bind(&bind).map_err(|source| LinkError::Socket {
-                    action: "listening on",
-                    address: bind.clone(),
-                    source,
-                })?;
-                let port = listener
-                    .local_addr()
-                    .map_err(|source| LinkError::Socket {
-                        action: "reading the port of",
-                        address: bind.clone(),
-                        source,
-                    })?
-                    .port();
+                let (listener, port) = listen_on_any_port(&bind, "listening on")?;
                 self.spawn(port)?;
                 self.accept(&listener, &bind, deadline, timeout)?
             }
@@ -320,21 +308,22 @@ fn free_port(address: &str) -> Result<u16, LinkError> {
             .and_then(|(_, port)| port.parse().ok())
             .ok_or_else(|| LinkError::Address(address.to_owned()));
     }
-    let bind = address.replace("{port}", "0");
-    let listener = TcpListener::bind(&bind).map_err(|source| LinkError::Socket {
-        action: "finding a free port on",
-        address: bind.clone(),
-        source,
-    })?;
-    let port = listener
-        .local_addr()
-        .map_err(|source| LinkError::Socket {
-            action: "finding a free port on",
-            address: bind,
-            source,
-        })?
-        .port();
+    let (_listener, port) =
+        listen_on_any_port(&address.replace("{port}", "0"), "finding a free port on")?;
     Ok(port)
+}
+
+/// A listener on `bind` (port 0: the OS picks one) and the port it got; `action` says
+/// in an error what the rig was doing.
+fn listen_on_any_port(bind: &str, action: &'static str) -> Result<(TcpListener, u16), LinkError> {
+    let socket_error = |source| LinkError::Socket {
+        action,
+        address: bind.to_owned(),
+        source,
+    };
+    let listener = TcpListener::bind(bind).map_err(socket_error)?;
+    let port = listener.local_addr().map_err(socket_error)?.port();
+    Ok((listener, port))
 }
 
 /// The largest message a DUT sends: a full detections payload.
