@@ -156,3 +156,20 @@ fn fixed_payloads_check_their_length_and_codes() {
         );
     }
 }
+
+#[test]
+fn a_camera_header_announcing_the_largest_image_is_refused_by_length() {
+    let header = CameraFrameHeader {
+        width: U16::new(u16::MAX),
+        height: U16::new(u16::MAX),
+        channels: U16::new(u16::MAX),
+        reserved: U16::ZERO,
+        deadline_us: U32::ZERO,
+    };
+    let mut buf = [0u8; 64];
+    let len = write_parts(&mut buf, &[header.as_bytes(), &[7; 16]]).unwrap();
+    assert!(matches!(
+        read_camera_frame(&buf[..len]),
+        Err(PayloadError::WrongLength { found, .. }) if found == len
+    ));
+}

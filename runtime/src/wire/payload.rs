@@ -448,9 +448,12 @@ pub fn read_fixed<P: FromBytes + KnownLayout + Immutable>(
 /// Reads a camera frame: its header and its `width × height × channels` pixel bytes.
 pub fn read_camera_frame(payload: &[u8]) -> Result<(&CameraFrameHeader, &[u8]), PayloadError> {
     let (header, pixels) = split_header::<CameraFrameHeader>(Kind::CameraFrame, payload)?;
+    // Three u16 factors overflow a 32-bit usize (the firmware's): a product that does
+    // not fit is a length no payload has.
     let count = usize::from(header.width.get())
-        * usize::from(header.height.get())
-        * usize::from(header.channels.get());
+        .checked_mul(usize::from(header.height.get()))
+        .and_then(|n| n.checked_mul(usize::from(header.channels.get())))
+        .unwrap_or(usize::MAX);
     let pixels = records::<u8>(
         Kind::CameraFrame,
         core::mem::size_of::<CameraFrameHeader>(),

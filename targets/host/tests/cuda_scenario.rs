@@ -70,10 +70,12 @@ fn a_cuda_task_fails_at_start_without_a_driver() {
         Ok(_) => {
             // Only a machine with a working driver and device gets here.
             #[cfg(feature = "cuda")]
-            assert!(cadence_hal::cuda::probe(0).is_ok());
+            {
+                assert!(cadence_hal::cuda::probe(0).is_ok());
+                return;
+            }
             #[cfg(not(feature = "cuda"))]
             panic!("a cuda task started in a build without the cuda feature");
-            return;
         }
         Err(err) => err,
     };

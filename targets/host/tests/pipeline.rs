@@ -291,7 +291,9 @@ fn missing_files_and_samples_are_named() {
         ..camera_spec()
     });
     assert!(
-        matches!(&e, PipelineError::BadSample { path, .. } if *path == sweep),
+        matches!(&e, PipelineError::BadSample { path, .. } if *path == sweep)
+            && e.to_string()
+                .contains("element type F32; this sensor's recordings are U8"),
         "{e}"
     );
 }

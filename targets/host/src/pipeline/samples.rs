@@ -1,13 +1,13 @@
 //! Recorded sensor frames, read and decoded once at load so that a job only indexes
 //! memory.
 
-use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
+use cadence_hal::DType;
 use cadence_models::camera::RgbFrame;
 
 use super::PipelineError;
+use crate::npy::{self, NpyTensor};
 
 /// A decoded camera frame: 8-bit RGB, `[H, W, 3]`.
 pub struct CameraFrame {
@@ -36,7 +36,11 @@ pub fn camera_frames(source: &Path) -> Result<Vec<CameraFrame>, PipelineError> {
     sample_files(source, "frame_")?
         .into_iter()
         .map(|path| {
-            let (shape, pixels) = read_npy::<u8>(&path)?;
+            let NpyTensor {
+                shape,
+                bytes: pixels,
+                ..
+            } = read_npy(&path, DType::U8)?;
             match shape[..] {
                 [height, width, 3] if height > 0 && width > 0 => Ok(CameraFrame {
                     width,
@@ -58,15 +62,17 @@ pub fn lidar_sweeps(source: &Path) -> Result<Vec<Sweep>, PipelineError> {
     sample_files(source, "sweep_")?
         .into_iter()
         .map(|path| {
-            let (shape, values) = read_npy::<f32>(&path)?;
-            match shape[..] {
-                [_, 4] => Ok(values
+            let tensor = read_npy(&path, DType::F32)?;
+            match tensor.shape[..] {
+                [_, 4] => Ok(tensor
+                    .to_f32()
+                    .unwrap_or_default()
                     .chunks_exact(4)
                     .map(|p| [p[0], p[1], p[2], p[3]])
                     .collect()),
                 _ => Err(PipelineError::BadSample {
                     path,
-                    reason: format!("shape {shape:?}; a lidar sweep is float32 [N, 4]"),
+                    reason: format!("shape {:?}; a lidar sweep is float32 [N, 4]", tensor.shape),
                 }),
             }
         })
@@ -104,19 +110,19 @@ fn sample_files(source: &Path, prefix: &str) -> Result<Vec<PathBuf>, PipelineErr
     Ok(files)
 }
 
-fn read_npy<T: npyz::Deserialize>(path: &Path) -> Result<(Vec<usize>, Vec<T>), PipelineError> {
+/// Reads a recording through [`crate::npy`], which checks what a file claims before
+/// allocating it, and requires `dtype`.
+fn read_npy(path: &Path, dtype: DType) -> Result<NpyTensor, PipelineError> {
     let bad = |reason: String| PipelineError::BadSample {
         path: path.to_owned(),
         reason,
     };
-    let file = File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
-    let npy = npyz::NpyFile::new(BufReader::new(file)).map_err(|e| bad(e.to_string()))?;
-    if npy.order() != npyz::Order::C {
-        return Err(bad("the array is Fortran-ordered".into()));
+    let tensor = npy::read(path).map_err(|e| bad(e.to_string()))?;
+    if tensor.dtype != dtype {
+        return Err(bad(format!(
+            "element type {:?}; this sensor's recordings are {dtype:?}",
+            tensor.dtype
+        )));
     }
-    let shape = npy.shape().iter().map(|&d| d as usize).collect();
-    let values = npy
-        .into_vec::<T>()
-        .map_err(|e| bad(format!("wrong element type for this sensor: {e}")))?;
-    Ok((shape, values))
+    Ok(tensor)
 }
