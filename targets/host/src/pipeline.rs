@@ -30,6 +30,7 @@
 mod camera;
 mod lidar;
 mod model;
+mod recorded;
 pub mod samples;
 
 use std::path::{Path, PathBuf};
@@ -50,9 +51,8 @@ use cadence_scheduler::host::{JobFailed, JobRunner};
 use thiserror::Error;
 
 pub use camera::CameraChain;
-use camera::CameraPipeline;
 pub use lidar::LidarChain;
-use lidar::LidarPipeline;
+use recorded::Recorded;
 
 /// What a task runs: its model chain, degrade chain, sensor and budget.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -390,14 +390,14 @@ impl<B, F: Fn(&Package<'_>) -> Result<B, String>> BackendFactory<B> for F {
     }
 }
 
-enum Work<B> {
-    Camera(Box<CameraPipeline<B>>),
-    Lidar(Box<LidarPipeline<B>>),
+enum Work<B: Accelerator> {
+    Camera(Box<Recorded<CameraChain<B>>>),
+    Lidar(Box<Recorded<LidarChain<B>>>),
     Spin(Duration),
 }
 
 /// A task's loaded frame path: a [`JobRunner`] with counters.
-pub struct Pipeline<B = CpuBackend> {
+pub struct Pipeline<B: Accelerator = CpuBackend> {
     task: String,
     work: Work<B>,
     counters: Counters,
@@ -447,13 +447,10 @@ pub fn load_pipeline_on<B: Accelerator>(
                 ([_], f) => return Err(length("fallback", "one camera package or none", f.len())),
                 (p, _) => return Err(length("primary", "one camera package", p.len())),
             };
-            Work::Camera(Box::new(CameraPipeline::load(
-                frames,
-                primary,
-                fallback,
-                spec.isolation,
-                backends,
-            )?))
+            Work::Camera(Box::new(Recorded::new(
+                CameraChain::load(primary, fallback, spec.isolation, backends)?,
+                samples::camera_frames(frames)?,
+            )))
         }
         Sensor::Lidar { sweeps } => {
             let expected = "two packages (PFN, backbone)";
@@ -466,13 +463,10 @@ pub fn load_pipeline_on<B: Accelerator>(
                 [pfn, backbone] => Some((pfn.as_path(), backbone.as_path())),
                 f => return Err(length("fallback", expected, f.len())),
             };
-            Work::Lidar(Box::new(LidarPipeline::load(
-                sweeps,
-                primary,
-                fallback,
-                spec.isolation,
-                backends,
-            )?))
+            Work::Lidar(Box::new(Recorded::new(
+                LidarChain::load(primary, fallback, spec.isolation, backends)?,
+                samples::lidar_sweeps(sweeps)?,
+            )))
         }
     };
     Ok(Pipeline {
@@ -534,8 +528,8 @@ impl<B: Accelerator> Pipeline<B> {
     /// How many recorded frames the pipeline cycles through (0 for a spinner).
     pub fn recorded_frames(&self) -> usize {
         match &self.work {
-            Work::Camera(camera) => camera.frames(),
-            Work::Lidar(lidar) => lidar.sweeps(),
+            Work::Camera(camera) => camera.len(),
+            Work::Lidar(lidar) => lidar.len(),
             Work::Spin(_) => 0,
         }
     }

@@ -11,7 +11,8 @@ use cadence_runtime::package::{ModelFamily, Preprocess};
 use heapless::Vec as FixedVec;
 
 use super::model::Model;
-use super::samples::{self, CameraFrame};
+use super::recorded::FramePath;
+use super::samples::CameraFrame;
 use super::{
     BackendFactory, CAMERA_POST, Counters, FrameFault, Isolation, MAX_CANDIDATES, MAX_DETECTIONS,
     PipelineError, Pool,
@@ -170,56 +171,25 @@ impl<B: Accelerator> CameraChain<B> {
     }
 }
 
-/// The recorded camera frames and the detector chain of one task.
-pub struct CameraPipeline<B> {
-    frames: Vec<CameraFrame>,
-    chain: CameraChain<B>,
-}
+impl<B: Accelerator> FramePath for CameraChain<B> {
+    type Input = CameraFrame;
+    type Detection = Detection;
 
-impl<B: Accelerator> CameraPipeline<B> {
-    /// Loads the frames under `frames` and the detectors.
-    pub(super) fn load(
-        frames: &Path,
-        primary: &Path,
-        fallback: Option<&Path>,
-        isolation: Isolation,
-        backends: &impl BackendFactory<B>,
-    ) -> Result<Self, PipelineError> {
-        Ok(Self {
-            chain: CameraChain::load(primary, fallback, isolation, backends)?,
-            frames: samples::camera_frames(frames)?,
-        })
-    }
-
-    /// Recorded frames.
-    pub(super) fn frames(&self) -> usize {
-        self.frames.len()
-    }
-
-    /// The last completed frame's detections.
-    pub(super) fn detections(&self) -> &[Detection] {
-        self.chain.detections()
-    }
-
-    /// The running model workers' process ids.
-    pub(super) fn worker_pids(&self) -> impl Iterator<Item = u32> + '_ {
-        self.chain.worker_pids()
-    }
-
-    /// Runs frame `seq` (cycling through the recordings) on the primary or the
-    /// fallback detector; an out-of-process detector gets `timeout` to answer.
-    #[expect(
-        clippy::result_large_err,
-        reason = "see FrameFault: boxing would allocate per frame"
-    )]
-    pub(super) fn run(
+    fn run_input(
         &mut self,
-        seq: usize,
+        frame: &CameraFrame,
         fallback: bool,
         timeout: Duration,
         counters: &mut Counters,
     ) -> Result<(), FrameFault> {
-        let frame = self.frames[seq % self.frames.len()].rgb();
-        self.chain.run(&frame, fallback, timeout, counters)
+        self.run(&frame.rgb(), fallback, timeout, counters)
+    }
+
+    fn last_detections(&self) -> &[Detection] {
+        self.detections()
+    }
+
+    fn model_worker_pids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.worker_pids()
     }
 }

@@ -13,7 +13,8 @@ use cadence_runtime::package::{ModelFamily, Preprocess};
 use heapless::Vec as FixedVec;
 
 use super::model::Model;
-use super::samples::{self, Sweep};
+use super::recorded::FramePath;
+use super::samples::Sweep;
 use super::{
     BackendFactory, Counters, FrameFault, Isolation, LIDAR_POST, MAX_CANDIDATES, MAX_DETECTIONS,
     PipelineError, Pool,
@@ -271,56 +272,25 @@ impl<B: Accelerator> LidarChain<B> {
     }
 }
 
-/// The recorded lidar sweeps and the model chains of one task.
-pub struct LidarPipeline<B> {
-    sweeps: Vec<Sweep>,
-    chain: LidarChain<B>,
-}
+impl<B: Accelerator> FramePath for LidarChain<B> {
+    type Input = Sweep;
+    type Detection = LidarDetection;
 
-impl<B: Accelerator> LidarPipeline<B> {
-    /// Loads the sweeps under `sweeps` and the `(PFN, backbone)` chains.
-    pub(super) fn load(
-        sweeps: &Path,
-        primary: (&Path, &Path),
-        fallback: Option<(&Path, &Path)>,
-        isolation: Isolation,
-        backends: &impl BackendFactory<B>,
-    ) -> Result<Self, PipelineError> {
-        Ok(Self {
-            chain: LidarChain::load(primary, fallback, isolation, backends)?,
-            sweeps: samples::lidar_sweeps(sweeps)?,
-        })
-    }
-
-    /// Recorded sweeps.
-    pub(super) fn sweeps(&self) -> usize {
-        self.sweeps.len()
-    }
-
-    /// The last completed frame's detections.
-    pub(super) fn detections(&self) -> &[LidarDetection] {
-        self.chain.detections()
-    }
-
-    /// The running model workers' process ids.
-    pub(super) fn worker_pids(&self) -> impl Iterator<Item = u32> + '_ {
-        self.chain.worker_pids()
-    }
-
-    /// Runs sweep `seq` (cycling through the recordings) through the primary or the
-    /// fallback chain; each out-of-process model gets `timeout` to answer.
-    #[expect(
-        clippy::result_large_err,
-        reason = "see FrameFault: boxing would allocate per frame"
-    )]
-    pub(super) fn run(
+    fn run_input(
         &mut self,
-        seq: usize,
+        sweep: &Sweep,
         fallback: bool,
         timeout: Duration,
         counters: &mut Counters,
     ) -> Result<(), FrameFault> {
-        let sweep = &self.sweeps[seq % self.sweeps.len()];
-        self.chain.run(sweep, fallback, timeout, counters)
+        self.run(sweep, fallback, timeout, counters)
+    }
+
+    fn last_detections(&self) -> &[LidarDetection] {
+        self.detections()
+    }
+
+    fn model_worker_pids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.worker_pids()
     }
 }
