@@ -23,6 +23,9 @@ use critical_section::Mutex;
 use embassy_time_driver::{Driver, TICK_HZ};
 use embassy_time_queue_utils::Queue;
 
+#[cfg(not(feature = "hil-dut"))]
+use crate::demo::FrameClock;
+
 /// The core clock of QEMU's MPS2 boards (their `SYSCLK`), in Hz.
 pub const CORE_CLOCK_HZ: u64 = 25_000_000;
 
@@ -93,6 +96,25 @@ impl Clock {
         syst.enable_interrupt();
         syst.enable_counter();
         Self { _syst: syst }
+    }
+}
+
+/// The demo times frames in core cycles and sleeps until the next SysTick exception,
+/// every millisecond, which fires the timers that expired.
+#[cfg(not(feature = "hil-dut"))]
+impl FrameClock for Clock {
+    const UNIT: &'static str = "cycles";
+
+    fn count(&self) -> u64 {
+        cycles()
+    }
+
+    fn count_to_ns(&self, count: u64) -> u64 {
+        cycles_to_ns(count)
+    }
+
+    fn wait_for_alarm(&self) {
+        cortex_m::asm::wfi();
     }
 }
 

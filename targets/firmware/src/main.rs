@@ -12,8 +12,8 @@
 //!   UART0 as a device under test (`dut`), for ever.
 //!
 //! The Cortex-R52 build (`--target armv8r-none-eabihf`, QEMU ≥ 8 `-machine mps3-an536`)
-//! runs the self-test and times frames on the generic timer (`r52`); the demo and the
-//! DUT are the Cortex-M7's.
+//! runs the self-test and the same demo, its `embassy-time` driver on the generic timer
+//! (`r52`, `generic_timer`); the DUT is the Cortex-M7's alone.
 //!
 //! Built and run under QEMU (`-machine mps2-an500`) by `tools/firmware.sh`; the
 //! packages come from `build.rs` (see there for the environment variables and the
@@ -28,10 +28,12 @@ use defmt_semihosting as _;
 
 #[cfg(board = "mps2_an500")]
 mod clock;
-#[cfg(all(board = "mps2_an500", not(feature = "hil-dut")))]
+#[cfg(any(board = "mps3_an536", not(feature = "hil-dut")))]
 mod demo;
 #[cfg(all(board = "mps2_an500", feature = "hil-dut"))]
 mod dut;
+#[cfg(board = "mps3_an536")]
+mod generic_timer;
 #[cfg(board = "mps2_an500")]
 mod m7;
 mod pipelines;

@@ -1,23 +1,17 @@
 //! The Cortex-R52 image (QEMU `-machine mps3-an536`): loads both packages, runs their
-//! self-test vectors, times a few frames of each pipeline on the generic timer and
-//! exits over semihosting with the verdict. It has no fixed-rate demo and no DUT mode:
-//! those need an interrupt controller driver (the GIC) the Cortex-M7 image does not.
+//! self-test vectors, then the Cortex-M7's fixed-rate demo (`demo`) with its
+//! `embassy-time` driver on the generic timer (`generic_timer`), and exits over
+//! semihosting with the verdict. It has no DUT mode: serving UART0 as the Cortex-M7 does
+//! needs a UART driver and the GIC for its receive interrupt.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use aarch32_cpu::generic_timer::read_physical_timer;
-use aarch32_cpu::register::Cntfrq;
-use cadence_models::camera::RgbFrame;
-use cadence_models::mcu::{ROI_CHANNELS, ROI_SIDE};
 use defmt::{Display2Format, error, info};
 
+use crate::demo;
+use crate::generic_timer::Clock;
 use crate::layout;
 use crate::pipelines::{Aligned, Pipelines};
-
-/// Frames of each pipeline timed after the self-test.
-const TIMED_FRAMES: u32 = 4;
-/// Points in a timed lidar sweep.
-const SWEEP_POINTS: usize = 256;
 
 static mut ROI_ARENA: Aligned<[u8; layout::ROI_ARENA_BYTES]> =
     Aligned([0; layout::ROI_ARENA_BYTES]);
@@ -46,6 +40,10 @@ fn take_arenas() -> Option<(&'static mut [u8], &'static mut [u8])> {
 
 #[aarch32_rt::entry]
 fn main() -> ! {
+    let clock = match Clock::start() {
+        Ok(clock) => clock,
+        Err(error) => fail(format_args!("{error}")),
+    };
     let Some((roi_arena, bev_arena)) = take_arenas() else {
         fail(format_args!("the arenas were already taken"));
     };
@@ -58,45 +56,8 @@ fn main() -> ! {
         Ok(false) => fail(format_args!("self-test FAILED")),
         Err(error) => fail(format_args!("{error}")),
     }
-    let hz = u64::from(Cntfrq::read().0);
-    for frame in 0..TIMED_FRAMES {
-        let pixels: [u8; ROI_SIDE * ROI_SIDE * ROI_CHANNELS] =
-            core::array::from_fn(|i| (i as u32 * 7 + frame * 11) as u8);
-        let crop = RgbFrame {
-            width: ROI_SIDE,
-            height: ROI_SIDE,
-            pixels: &pixels,
-        };
-        let start = read_physical_timer();
-        if let Err(error) = pipelines.camera(&crop) {
-            fail(format_args!("camera frame {frame}: {error}"));
-        }
-        let ticks = read_physical_timer() - start;
-        info!(
-            "camera frame {}: {} timer ticks ({} us)",
-            frame,
-            ticks,
-            ticks * 1_000_000 / hz
-        );
-        let points = (0..SWEEP_POINTS).map(|i| {
-            [
-                1.0 + (i % 16) as f32 * 1.9,
-                -15.0 + (i / 16) as f32 * 1.9,
-                ((i * 37 + frame as usize) % 50) as f32 * 0.1 - 2.5,
-                (i % 100) as f32,
-            ]
-        });
-        let start = read_physical_timer();
-        if let Err(error) = pipelines.lidar(points) {
-            fail(format_args!("lidar frame {frame}: {error}"));
-        }
-        let ticks = read_physical_timer() - start;
-        info!(
-            "lidar frame {}: {} timer ticks ({} us)",
-            frame,
-            ticks,
-            ticks * 1_000_000 / hz
-        );
+    if let Err(error) = demo::run(&mut pipelines, &clock) {
+        fail(format_args!("demo: {error}"));
     }
     semihosting::process::exit(0)
 }
