@@ -7,7 +7,7 @@
 //! - [`Clock`]: the time source the scheduler reads;
 //! - backends: [`cpu`] (portable kernels, `no_std`, allocation-free) and, with the
 //!   `tract` feature, [`tract`] (runs the source ONNX, for comparison), and with the
-//!   `cuda` feature, [`cuda`] (the plan on an NVIDIA GPU, replayed as a CUDA graph).
+//!   `cuda` feature, module `cuda` (the plan on an NVIDIA GPU, replayed as a CUDA graph).
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
 pub mod accelerator;
