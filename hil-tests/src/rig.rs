@@ -425,9 +425,14 @@ mod tests {
 
     #[test]
     fn the_bundled_rigs_are_valid() {
-        for name in ["host.toml", "qemu-m7.toml"] {
+        // qemu-aarch64 sends no lidar: the emulated lidar chain is too slow for its rate.
+        for (name, streams) in [
+            ("host.toml", 2),
+            ("qemu-m7.toml", 2),
+            ("qemu-aarch64.toml", 1),
+        ] {
             let rig = Rig::load(&rigs().join(name)).unwrap();
-            assert_eq!(rig.streams.len(), 2, "{name}");
+            assert_eq!(rig.streams.len(), streams, "{name}");
             let kinds: Vec<_> = rig.faults.iter().map(|f| f.kind).collect();
             for kind in [
                 FaultKind::DropFrames,
