@@ -11,7 +11,10 @@
 #     host, are the reference the aarch64 CPU backend must meet;
 #  4. runs `cadence run-scenario scenarios/highway.toml` for CADENCE_AARCH64_SECONDS
 #     (default 5) seconds: every released frame must end in exactly one state and none
-#     may fail. Deadlines are printed, not judged: qemu is an emulator, not the SoC.
+#     may fail. Deadlines are printed, not judged: qemu is an emulator, not the SoC;
+#  5. runs the HIL rig hil-tests/rigs/qemu-aarch64.toml (`tools/hil.sh qemu-aarch64`):
+#     cadence-dut under qemu-aarch64 as the device under test, about 60 s of frames,
+#     JUnit and report in out/hil/qemu-aarch64/.
 # Needs tools/setup-cross.sh run once. Exits non-zero on any failed step; prints the
 # wall time of each.
 #
@@ -106,4 +109,9 @@ if ! jq -e 'all(.tasks[]; .met + .late + .skipped + .failed == .released
     cat "$report" >&2
     exit 1
 fi
+
+step "HIL rig qemu-aarch64 (cadence-dut under qemu-aarch64 as the device under test)"
+# hil.sh builds the host's cadence-hil with the host toolchain: not with the RUSTC
+# exported above for the cross build (Debian's rustc would rebuild target/release).
+timed env -u RUSTC bash tools/hil.sh qemu-aarch64
 echo "aarch64: all passed"
