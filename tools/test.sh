@@ -40,9 +40,6 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 step "tests"
 cargo test --workspace --release --all-features
 
-step "tests of the cadence build without tract"
-cargo test --release -p cadence-cli --no-default-features --test without_tract
-
 step "bundled models: compile and self-test"
 CADENCE=target/release/cadence bash tools/build-models.sh
 
@@ -60,3 +57,9 @@ bash tools/aarch64.sh
 
 step "fuzzing: every parser of outside input, ${CADENCE_FUZZ_SECONDS:=20} s each"
 bash tools/fuzz.sh "$CADENCE_FUZZ_SECONDS"
+
+# Last: it rebuilds target/release/cadence without tract, which the steps above compile
+# models with; the default build is restored after it.
+step "tests of the cadence build without tract"
+cargo test --release -p cadence-cli --no-default-features --test without_tract
+cargo build --release -p cadence-cli --quiet
