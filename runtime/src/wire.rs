@@ -347,6 +347,26 @@ pub struct DecoderStats {
     pub out_of_order: u64,
 }
 
+impl DecoderStats {
+    /// The counts since `baseline`, an earlier snapshot of the same decoder: what a
+    /// device reports after a `Reset` cleared its counters without a new decoder.
+    pub fn since(&self, baseline: &DecoderStats) -> DecoderStats {
+        DecoderStats {
+            frames: self.frames - baseline.frames,
+            skipped_bytes: self.skipped_bytes - baseline.skipped_bytes,
+            garbage: self.garbage - baseline.garbage,
+            header_checksum: self.header_checksum - baseline.header_checksum,
+            unsupported_version: self.unsupported_version - baseline.unsupported_version,
+            unknown_kind: self.unknown_kind - baseline.unknown_kind,
+            too_long: self.too_long - baseline.too_long,
+            payload_checksum: self.payload_checksum - baseline.payload_checksum,
+            truncated: self.truncated - baseline.truncated,
+            duplicate: self.duplicate - baseline.duplicate,
+            out_of_order: self.out_of_order - baseline.out_of_order,
+        }
+    }
+}
+
 /// What to do with the front of the buffer before looking at it again.
 #[derive(Clone, Copy, Debug)]
 enum Pending {

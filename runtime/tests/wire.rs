@@ -401,3 +401,25 @@ proptest! {
         );
     }
 }
+
+#[test]
+fn counts_since_a_snapshot_leave_out_what_came_before_it() {
+    let mut decoder = Decoder::<CAPACITY>::new();
+    let mut outcomes = Vec::new();
+    decoder.push(b"noise");
+    decoder.push(&message(Kind::Start, 0, &[]));
+    drain(&mut decoder, &mut outcomes);
+    let snapshot = decoder.stats();
+    decoder.push(&message(Kind::CameraFrame, 1, &payload(1, 10)));
+    decoder.push(&message(Kind::CameraFrame, 1, &payload(1, 10)));
+    drain(&mut decoder, &mut outcomes);
+    assert_eq!(
+        decoder.stats().since(&snapshot),
+        DecoderStats {
+            frames: 1,
+            duplicate: 1,
+            ..DecoderStats::default()
+        }
+    );
+    assert_eq!(snapshot.since(&snapshot), DecoderStats::default());
+}

@@ -150,7 +150,7 @@ impl Dut {
                 Some(Control::Stop { seq }) => {
                     self.running = false;
                     let mut summary = self.summary;
-                    summary.link = link_since(&self.link_baseline, &decoder.stats());
+                    summary.link = LinkCounters::from(decoder.stats().since(&self.link_baseline));
                     self.send(Kind::Summary, summary.as_bytes());
                     info!("stop (message {}): summary sent", seq);
                 }
@@ -355,21 +355,4 @@ fn to_wire(detections: &[McuDetection], out: &mut [Detection]) -> usize {
         };
     }
     detections.len().min(out.len())
-}
-
-/// The decoder's counts since `baseline`, as the wire carries them.
-fn link_since(baseline: &DecoderStats, now: &DecoderStats) -> LinkCounters {
-    LinkCounters::from(DecoderStats {
-        frames: now.frames - baseline.frames,
-        skipped_bytes: now.skipped_bytes - baseline.skipped_bytes,
-        garbage: now.garbage - baseline.garbage,
-        header_checksum: now.header_checksum - baseline.header_checksum,
-        unsupported_version: now.unsupported_version - baseline.unsupported_version,
-        unknown_kind: now.unknown_kind - baseline.unknown_kind,
-        too_long: now.too_long - baseline.too_long,
-        payload_checksum: now.payload_checksum - baseline.payload_checksum,
-        truncated: now.truncated - baseline.truncated,
-        duplicate: now.duplicate - baseline.duplicate,
-        out_of_order: now.out_of_order - baseline.out_of_order,
-    })
 }

@@ -183,7 +183,7 @@ impl Dut {
     /// The summary `Stop` would answer now.
     pub fn summary(&self) -> Summary {
         let mut summary = self.outbox.summary();
-        summary.link = LinkCounters::from(since(self.decoder.stats(), self.baseline));
+        summary.link = LinkCounters::from(self.decoder.stats().since(&self.baseline));
         summary
     }
 
@@ -398,23 +398,6 @@ fn serve_frame(
         None => answer_now(0, Outcome::Refused),
         Some((deadline_ns, false)) => answer_now(deadline_ns, Outcome::Skipped),
         Some((_, true)) => {}
-    }
-}
-
-/// The decoder's counts since `base`.
-fn since(now: DecoderStats, base: DecoderStats) -> DecoderStats {
-    DecoderStats {
-        frames: now.frames - base.frames,
-        skipped_bytes: now.skipped_bytes - base.skipped_bytes,
-        garbage: now.garbage - base.garbage,
-        header_checksum: now.header_checksum - base.header_checksum,
-        unsupported_version: now.unsupported_version - base.unsupported_version,
-        unknown_kind: now.unknown_kind - base.unknown_kind,
-        too_long: now.too_long - base.too_long,
-        payload_checksum: now.payload_checksum - base.payload_checksum,
-        truncated: now.truncated - base.truncated,
-        duplicate: now.duplicate - base.duplicate,
-        out_of_order: now.out_of_order - base.out_of_order,
     }
 }
 
