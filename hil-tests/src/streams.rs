@@ -348,12 +348,24 @@ fn mcu_result(d: &mcu::McuDetection) -> Detection {
 /// the middle of the scene) resized to `width × height` by nearest neighbour.
 fn centre_crop(frame: &RgbFrame<'_>, width: usize, height: usize) -> Vec<u8> {
     let side = (frame.width.min(frame.height) / 2).max(1);
-    let (x0, y0) = ((frame.width - side) / 2, (frame.height - side) / 2);
+    let origin = ((frame.width - side) / 2, (frame.height - side) / 2);
+    resize_region_nearest(frame, origin, (side, side), width, height)
+}
+
+/// The `size` (width, height) region of `frame` at `origin` (x, y) resized to
+/// `width × height` by nearest neighbour.
+fn resize_region_nearest(
+    frame: &RgbFrame<'_>,
+    (x0, y0): (usize, usize),
+    (region_width, region_height): (usize, usize),
+    width: usize,
+    height: usize,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(width * height * 3);
     for y in 0..height {
-        let sy = y0 + y * side / height;
+        let sy = y0 + y * region_height / height;
         for x in 0..width {
-            let sx = x0 + x * side / width;
+            let sx = x0 + x * region_width / width;
             let at = (sy * frame.width + sx) * 3;
             out.extend_from_slice(&frame.pixels[at..at + 3]);
         }
@@ -379,16 +391,7 @@ fn join(stream: &'static str, parts: &[&[u8]]) -> Result<Vec<u8>, StreamError> {
 /// whatever size the recording has (the DUT's own pre-processing then resizes to its
 /// network input).
 fn resize_nearest(frame: &RgbFrame<'_>, width: usize, height: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(width * height * 3);
-    for y in 0..height {
-        let sy = y * frame.height / height;
-        for x in 0..width {
-            let sx = x * frame.width / width;
-            let at = (sy * frame.width + sx) * 3;
-            out.extend_from_slice(&frame.pixels[at..at + 3]);
-        }
-    }
-    out
+    resize_region_nearest(frame, (0, 0), (frame.width, frame.height), width, height)
 }
 
 /// `path` with a leading `{models}` replaced by `models`.
