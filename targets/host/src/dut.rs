@@ -39,7 +39,7 @@ use zerocopy::little_endian::{F32, U32};
 use crate::pipeline::{CameraChain, CpuBackends, Isolation, LidarChain, PipelineError};
 pub use outbox::LinkWriter;
 use outbox::Outbox;
-use worker::{BootClock, Chain, StreamWorker, timing_record};
+use worker::{BootClock, Chain, FrameSlot, StreamWorker, timing_record};
 
 /// Bytes the DUT's receive buffer holds: one largest message.
 pub const RECEIVE_CAPACITY: usize = HEADER_LEN + MAX_PAYLOAD_LEN;
@@ -351,6 +351,11 @@ fn serve_frame(
         let record = timing_record((frame.seq, deadline_ns), stream, outcome, [received_ns; 3]);
         outbox.answer(stream, None, &record, outcome);
     };
+    let offer = |worker: &StreamWorker, deadline_us: u32, fill: &dyn Fn(&mut FrameSlot)| {
+        let deadline_ns = u64::from(deadline_us) * 1000;
+        let taken = worker.offer(frame.seq, received_ns, deadline_ns, fill);
+        (deadline_ns, taken)
+    };
     let offered = match (stream, worker) {
         (_, None) => None,
         (Stream::Camera, Some(worker)) => match payload::read_camera_frame(frame.payload) {
@@ -360,36 +365,22 @@ fn serve_frame(
                     && header.height.get() > 0
                     && worker.fits(pixels.len(), 0) =>
             {
-                let deadline_ns = u64::from(header.deadline_us.get()) * 1000;
-                Some((
-                    deadline_ns,
-                    worker.offer(|slot| {
-                        slot.seq = frame.seq;
-                        slot.received_ns = received_ns;
-                        slot.deadline_ns = deadline_ns;
-                        slot.width = usize::from(header.width.get());
-                        slot.height = usize::from(header.height.get());
-                        slot.pixels.clear();
-                        slot.pixels.extend_from_slice(pixels);
-                    }),
-                ))
+                Some(offer(worker, header.deadline_us.get(), &|slot| {
+                    slot.width = usize::from(header.width.get());
+                    slot.height = usize::from(header.height.get());
+                    slot.pixels.clear();
+                    slot.pixels.extend_from_slice(pixels);
+                }))
             }
             _ => None,
         },
         (Stream::Lidar, Some(worker)) => match payload::read_lidar_frame(frame.payload) {
             Ok((header, points)) if worker.fits(0, points.len()) => {
-                let deadline_ns = u64::from(header.deadline_us.get()) * 1000;
-                Some((
-                    deadline_ns,
-                    worker.offer(|slot| {
-                        slot.seq = frame.seq;
-                        slot.received_ns = received_ns;
-                        slot.deadline_ns = deadline_ns;
-                        slot.points.clear();
-                        slot.points
-                            .extend(points.iter().map(|p| p.xyzi.map(|v| v.get())));
-                    }),
-                ))
+                Some(offer(worker, header.deadline_us.get(), &|slot| {
+                    slot.points.clear();
+                    slot.points
+                        .extend(points.iter().map(|p| p.xyzi.map(|v| v.get())));
+                }))
             }
             _ => None,
         },

@@ -146,15 +146,25 @@ impl StreamWorker {
         lock(&self.shared.0)
     }
 
-    /// Hands a frame over: `fill` writes it into the mailbox's slot. Returns `false`
-    /// (and calls nothing) when the worker is busy or a frame already waits: the
-    /// caller skips the frame.
-    pub fn offer(&self, fill: impl FnOnce(&mut FrameSlot)) -> bool {
+    /// Hands frame `seq` over: its timing goes into the mailbox's slot and `fill`
+    /// writes its data there. Returns `false` (and calls nothing) when the worker is
+    /// busy or a frame already waits: the caller skips the frame.
+    pub fn offer(
+        &self,
+        seq: u32,
+        received_ns: u64,
+        deadline_ns: u64,
+        fill: impl FnOnce(&mut FrameSlot),
+    ) -> bool {
         let mut mailbox = self.lock();
         if mailbox.busy || mailbox.full {
             return false;
         }
-        fill(&mut mailbox.slot);
+        let slot = &mut mailbox.slot;
+        slot.seq = seq;
+        slot.received_ns = received_ns;
+        slot.deadline_ns = deadline_ns;
+        fill(slot);
         mailbox.full = true;
         drop(mailbox);
         self.shared.1.notify_all();
