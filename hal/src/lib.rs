@@ -2,6 +2,8 @@
 //!
 //! - [`plan`] and [`op`]: the static execution plan the compiler emits and every
 //!   backend executes, with the validation that makes it safe to run;
+//! - [`scalar`]: `exp`, `floor`, `sigmoid` without `std`, one definition for the
+//!   kernels and the models' post-processing;
 //! - [`Accelerator`]: the trait a backend implements (two methods: `prepare` at load,
 //!   `run` per frame);
 //! - [`Clock`]: the time source the scheduler reads;
@@ -17,6 +19,7 @@ pub mod cpu;
 pub mod cuda;
 pub mod op;
 pub mod plan;
+pub mod scalar;
 pub mod shape;
 #[cfg(feature = "tract")]
 pub mod tract;
@@ -27,6 +30,6 @@ pub use clock::EmbassyClock;
 #[cfg(feature = "std")]
 pub use clock::StdClock;
 pub use clock::{Clock, SimClock};
-pub use op::{Activation, Op, OpError};
+pub use op::{Activation, Op, OpCode, OpError};
 pub use plan::{DType, Plan, PlanError, StepRecord, Storage, TensorRecord};
 pub use shape::{MAX_RANK, Shape};

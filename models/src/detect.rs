@@ -138,8 +138,8 @@ pub fn decode_box(anchor: &Anchor, delta: [f32; 4]) -> BBox {
     let [vc, vs] = CAMERA_VARIANCES;
     let cx = anchor.cx + dx * vc * anchor.w;
     let cy = anchor.cy + dy * vc * anchor.h;
-    let w = anchor.w * cadence_hal::op::exp(dw * vs);
-    let h = anchor.h * cadence_hal::op::exp(dh * vs);
+    let w = anchor.w * cadence_hal::scalar::exp(dw * vs);
+    let h = anchor.h * cadence_hal::scalar::exp(dh * vs);
     BBox {
         x0: cx - 0.5 * w,
         y0: cy - 0.5 * h,

@@ -1,5 +1,5 @@
 //! The few float functions post-processing needs that `core` lacks on stable
-//! (`exp` and `floor` come from `cadence_hal::op`, shared with the kernels).
+//! (`exp` and `floor` come from `cadence_hal::scalar`, shared with the kernels).
 
 /// `√x` without `std`: a bit-level first guess refined by Newton steps, within one ulp
 /// over the normal range. `0` for `0`, NaN for negative input, `∞` for `∞`.
@@ -25,7 +25,7 @@ pub(crate) fn sqrt(x: f32) -> f32 {
 pub(crate) fn sin_cos(x: f32) -> (f32, f32) {
     const PIO2_HI: f32 = 1.570_796_4;
     const PIO2_LO: f32 = -4.371_139e-8;
-    let q = cadence_hal::op::floor(x * core::f32::consts::FRAC_2_PI + 0.5);
+    let q = cadence_hal::scalar::floor(x * core::f32::consts::FRAC_2_PI + 0.5);
     let r = x - q * PIO2_HI - q * PIO2_LO;
     let r2 = r * r;
     let s = r + r * r2 * (-1.0 / 6.0 + r2 * (1.0 / 120.0 + r2 * (-1.0 / 5040.0 + r2 / 362_880.0)));
@@ -36,6 +36,13 @@ pub(crate) fn sin_cos(x: f32) -> (f32, f32) {
         2 => (-s, -c),
         _ => (-c, s),
     }
+}
+
+/// Whether `a` is within a relative 1e-4 of `b` (absolute near zero): the tolerance
+/// the lidar geometry tests compare decoded boxes and overlaps with.
+#[cfg(test)]
+pub(crate) fn close(a: f32, b: f32) -> bool {
+    (a - b).abs() <= 1e-4 * b.abs().max(1.0)
 }
 
 #[cfg(test)]

@@ -12,10 +12,11 @@ use cudarc::nvrtc::{CompileOptions, Ptx};
 use zerocopy::FromBytes;
 
 use super::error::CudaError;
-use super::launch::{Kernel, KernelLaunch, StepArgs, plan_launches};
+use super::launch::{KernelLaunch, StepArgs, plan_launches};
 use super::preprocess::PreprocessKernels;
 use super::source::{NVRTC_OPTIONS, translation_unit};
 use super::transfer::TransferPlan;
+use crate::op::OpCode;
 use crate::plan::Plan;
 
 /// Resident blocks per SM the grid-stride kernels are sized for: enough to hide memory
@@ -130,11 +131,11 @@ impl Device {
         let module = ctx
             .load_module(compile(capability)?)
             .map_err(|e| CudaError::driver("loading the compiled kernels", e))?;
-        let functions = Kernel::ALL
+        let functions = OpCode::ALL
             .iter()
-            .map(|k| {
+            .map(|op| {
                 module
-                    .load_function(k.entry())
+                    .load_function(op.kernel_entry())
                     .map_err(|e| CudaError::driver("loading a kernel", e))
             })
             .collect::<Result<Vec<CudaFunction>, _>>()?;
@@ -340,7 +341,7 @@ fn record_frame(
         // the arena or weights buffer it names.
         unsafe { args.launch(config) }.map_err(|e| CudaError::Launch {
             step: launch.step,
-            kernel: launch.kernel.entry(),
+            kernel: launch.kernel.kernel_entry(),
             detail: e.to_string(),
         })?;
     }

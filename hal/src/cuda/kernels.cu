@@ -10,8 +10,12 @@
 // Every kernel takes the same three arguments: the device arena, the device copy of
 // the weights section, and the step's `StepArgs` by value (see hal/src/cuda/launch.rs,
 // whose `#[repr(C)]` twin the generated prelude checks by size). The prelude defines
-// CADENCE_MAX_RANK, CADENCE_MAX_INPUTS, CADENCE_PARAM_WORDS, CADENCE_STEP_ARGS_BYTES
-// the slot codes CADENCE_SLOT_ARENA / _WEIGHTS / _ABSENT, and CADENCE_INF.
+// CADENCE_MAX_RANK, CADENCE_MAX_INPUTS, CADENCE_PARAM_WORDS, CADENCE_STEP_ARGS_BYTES,
+// the slot codes CADENCE_SLOT_ARENA / _WEIGHTS / _ABSENT, CADENCE_INF, and the op
+// table's names (hal/src/cuda/source.rs `op_defines`): where each op's fields start
+// in the parameter words (CADENCE_CONV2D_GROUPS, CADENCE_CONV2D_WINDOW_STRIDE, ...)
+// and the codes of activations and operators (CADENCE_ACTIVATION_RELU, ...). No
+// parameter word or code is written here as a bare number.
 
 typedef unsigned int u32;
 typedef unsigned long long u64;
@@ -75,17 +79,17 @@ __device__ __forceinline__ float cadence_sigmoid(float x) { return 1.0f / (1.0f 
 
 __device__ __forceinline__ float clamp01(float x) { return fminf(fmaxf(x, 0.0f), 1.0f); }
 
-// `Activation::apply`, decoded from its three parameter words (code, p0, p1).
+// `Activation::apply`, decoded from its parameter words (kind, then two parameters).
 __device__ __forceinline__ float activate(float x, const u32* w) {
-    float p0 = word_f32(w[1]), p1 = word_f32(w[2]);
-    switch (w[0]) {
-        case 1: return fmaxf(x, 0.0f);
-        case 2: return fminf(fmaxf(x, p0), p1);
-        case 3: return cadence_sigmoid(x);
-        case 4: return clamp01(p0 * x + p1);
-        case 5: return x * clamp01(x / 6.0f + 0.5f);
-        case 6: return x >= 0.0f ? x : p0 * x;
-        case 7: return 2.0f * cadence_sigmoid(2.0f * x) - 1.0f;
+    float p0 = word_f32(w[CADENCE_ACTIVATION_PARAMS]), p1 = word_f32(w[CADENCE_ACTIVATION_PARAMS + 1]);
+    switch (w[CADENCE_ACTIVATION_KIND]) {
+        case CADENCE_ACTIVATION_RELU: return fmaxf(x, 0.0f);
+        case CADENCE_ACTIVATION_CLIP: return fminf(fmaxf(x, p0), p1);
+        case CADENCE_ACTIVATION_SIGMOID: return cadence_sigmoid(x);
+        case CADENCE_ACTIVATION_HARD_SIGMOID: return clamp01(p0 * x + p1);
+        case CADENCE_ACTIVATION_HARD_SWISH: return x * clamp01(x / 6.0f + 0.5f);
+        case CADENCE_ACTIVATION_LEAKY_RELU: return x >= 0.0f ? x : p0 * x;
+        case CADENCE_ACTIVATION_TANH: return 2.0f * cadence_sigmoid(2.0f * x) - 1.0f;
         default: return x;
     }
 }
@@ -108,8 +112,7 @@ __device__ __forceinline__ u64 flatten(const u32* coord, const u32* dims, u32 ra
     return i;
 }
 
-// Conv2d: params 0..10 window (stride 2,3; dilation 4,5; pads 6..9), 10 groups,
-// 11..13 activation.
+// Conv2d: window, groups and fused activation.
 KERNEL(cadence_conv2d) {
     const float* x = input(a, 0, arena, weights);
     const float* w = input(a, 1, arena, weights);
@@ -117,9 +120,11 @@ KERNEL(cadence_conv2d) {
     const u32 C = in_dim(a, 0, 1), H = in_dim(a, 0, 2), W = in_dim(a, 0, 3);
     const u32 M = in_dim(a, 1, 0), CG = in_dim(a, 1, 1), KH = in_dim(a, 1, 2), KW = in_dim(a, 1, 3);
     const u32 OH = a.out_dims[2], OW = a.out_dims[3];
-    const u32 sy = a.params[2], sx = a.params[3], dy = a.params[4], dx = a.params[5];
-    const int pt = (int)a.params[6], pl = (int)a.params[7];
-    const u32 mpg = M / a.params[10];
+    const u32* win = a.params + CADENCE_CONV2D_WINDOW;
+    const u32 sy = win[CADENCE_WINDOW_STRIDE], sx = win[CADENCE_WINDOW_STRIDE + 1];
+    const u32 dy = win[CADENCE_WINDOW_DILATION], dx = win[CADENCE_WINDOW_DILATION + 1];
+    const int pt = (int)win[CADENCE_WINDOW_PADS], pl = (int)win[CADENCE_WINDOW_PADS + 1];
+    const u32 mpg = M / a.params[CADENCE_CONV2D_GROUPS];
     float* y = arena + a.out_offset;
     FOR_EACH_ITEM(i) {
         const u32 ox = (u32)(i % OW), oy = (u32)(i / OW % OH), m = (u32)(i / ((u64)OW * OH) % M);
@@ -139,12 +144,11 @@ KERNEL(cadence_conv2d) {
                 }
             }
         }
-        y[i] = activate(acc, a.params + 11);
+        y[i] = activate(acc, a.params + CADENCE_CONV2D_ACTIVATION);
     }
 }
 
-// ConvTranspose2d: as Conv2d, plus output padding in 14, 15 (already in the output
-// shape). Gathers each output from the inputs whose scatter would reach it.
+// ConvTranspose2d: as Conv2d, plus output padding (already in the output shape). Gathers each output from the inputs whose scatter would reach it.
 KERNEL(cadence_conv_transpose2d) {
     const float* x = input(a, 0, arena, weights);
     const float* w = input(a, 1, arena, weights);
@@ -152,9 +156,11 @@ KERNEL(cadence_conv_transpose2d) {
     const u32 C = in_dim(a, 0, 1), H = in_dim(a, 0, 2), W = in_dim(a, 0, 3);
     const u32 MG = in_dim(a, 1, 1), KH = in_dim(a, 1, 2), KW = in_dim(a, 1, 3);
     const u32 M = a.out_dims[1], OH = a.out_dims[2], OW = a.out_dims[3];
-    const int sy = (int)a.params[2], sx = (int)a.params[3], dy = (int)a.params[4], dx = (int)a.params[5];
-    const int pt = (int)a.params[6], pl = (int)a.params[7];
-    const u32 CG = C / a.params[10];
+    const u32* win = a.params + CADENCE_CONV_TRANSPOSE2D_WINDOW;
+    const int sy = (int)win[CADENCE_WINDOW_STRIDE], sx = (int)win[CADENCE_WINDOW_STRIDE + 1];
+    const int dy = (int)win[CADENCE_WINDOW_DILATION], dx = (int)win[CADENCE_WINDOW_DILATION + 1];
+    const int pt = (int)win[CADENCE_WINDOW_PADS], pl = (int)win[CADENCE_WINDOW_PADS + 1];
+    const u32 CG = C / a.params[CADENCE_CONV_TRANSPOSE2D_GROUPS];
     float* y = arena + a.out_offset;
     FOR_EACH_ITEM(i) {
         const u32 ox = (u32)(i % OW), oy = (u32)(i / OW % OH), m = (u32)(i / ((u64)OW * OH) % M);
@@ -174,12 +180,12 @@ KERNEL(cadence_conv_transpose2d) {
                 }
             }
         }
-        y[i] = activate(acc, a.params + 11);
+        y[i] = activate(acc, a.params + CADENCE_CONV_TRANSPOSE2D_ACTIVATION);
     }
 }
 
-// MatMul: a [..., M, K] times b [K, N] (shared) or [..., K, N]; bias [N]; activation
-// in params 0..2.
+// MatMul: a [..., M, K] times b [K, N] (shared) or [..., K, N]; bias [N]; fused
+// activation.
 KERNEL(cadence_matmul) {
     const float* A = input(a, 0, arena, weights);
     const float* B = input(a, 1, arena, weights);
@@ -197,14 +203,14 @@ KERNEL(cadence_matmul) {
         float acc = 0.0f;
         for (u32 k = 0; k < K; ++k) acc += arow[k] * bcol[(u64)k * N];
         if (bias) acc += bias[col];
-        y[i] = activate(acc, a.params);
+        y[i] = activate(acc, a.params + CADENCE_MATMUL_ACTIVATION);
     }
 }
 
 KERNEL(cadence_activation) {
     const float* x = input(a, 0, arena, weights);
     float* y = arena + a.out_offset;
-    FOR_EACH_ITEM(i) { y[i] = activate(x[i], a.params); }
+    FOR_EACH_ITEM(i) { y[i] = activate(x[i], a.params + CADENCE_ACTIVATION_ACTIVATION); }
 }
 
 // Index into an operand broadcast to the output: NumPy rules, dims aligned at the end.
@@ -219,7 +225,7 @@ __device__ __forceinline__ u64 broadcast_index(const StepArgs& a, int slot, cons
     return i;
 }
 
-// Binary: operator in param 0 (add, sub, mul, div, max, min).
+// Binary: the operator is a `BinaryKind`.
 KERNEL(cadence_binary) {
     const float* p = input(a, 0, arena, weights);
     const float* q = input(a, 1, arena, weights);
@@ -229,27 +235,32 @@ KERNEL(cadence_binary) {
         unflatten(i, a.out_dims, a.out_rank, coord);
         const float u = p[broadcast_index(a, 0, coord)], v = q[broadcast_index(a, 1, coord)];
         float r;
-        switch (a.params[0]) {
-            case 0: r = u + v; break;
-            case 1: r = u - v; break;
-            case 2: r = u * v; break;
-            case 3: r = u / v; break;
-            case 4: r = fmaxf(u, v); break;
+        switch (a.params[CADENCE_BINARY_KIND]) {
+            case CADENCE_BINARY_ADD: r = u + v; break;
+            case CADENCE_BINARY_SUB: r = u - v; break;
+            case CADENCE_BINARY_MUL: r = u * v; break;
+            case CADENCE_BINARY_DIV: r = u / v; break;
+            case CADENCE_BINARY_MAX: r = fmaxf(u, v); break;
             default: r = fminf(u, v); break;
         }
         y[i] = r;
     }
 }
 
-// Max and average pooling share the window walk; `avg` selects the latter, with
-// count_include_pad in param 10 (divide by the kernel area, else by the taps inside).
+// Max and average pooling share the window walk (both store the window first); `avg`
+// selects the latter, whose count_include_pad divides by the kernel area, else by the
+// taps inside.
+static_assert(CADENCE_MAX_POOL2D_WINDOW == CADENCE_AVG_POOL2D_WINDOW,
+              "max and average pooling read their window from the same words");
 __device__ __forceinline__ void pool(const StepArgs& a, float* arena, const float* weights, bool avg) {
     const float* x = input(a, 0, arena, weights);
     const u32 H = in_dim(a, 0, 2), W = in_dim(a, 0, 3);
     const u32 OH = a.out_dims[2], OW = a.out_dims[3];
-    const u32 KH = a.params[0], KW = a.params[1], sy = a.params[2], sx = a.params[3];
-    const u32 dy = a.params[4], dx = a.params[5];
-    const int pt = (int)a.params[6], pl = (int)a.params[7];
+    const u32* win = a.params + CADENCE_MAX_POOL2D_WINDOW;
+    const u32 KH = win[CADENCE_WINDOW_KERNEL], KW = win[CADENCE_WINDOW_KERNEL + 1];
+    const u32 sy = win[CADENCE_WINDOW_STRIDE], sx = win[CADENCE_WINDOW_STRIDE + 1];
+    const u32 dy = win[CADENCE_WINDOW_DILATION], dx = win[CADENCE_WINDOW_DILATION + 1];
+    const int pt = (int)win[CADENCE_WINDOW_PADS], pl = (int)win[CADENCE_WINDOW_PADS + 1];
     float* y = arena + a.out_offset;
     FOR_EACH_ITEM(i) {
         const u32 ox = (u32)(i % OW), oy = (u32)(i / OW % OH);
@@ -268,7 +279,7 @@ __device__ __forceinline__ void pool(const StepArgs& a, float* arena, const floa
                 ++inside;
             }
         }
-        y[i] = !avg ? max : sum / (float)(a.params[10] ? KH * KW : inside);
+        y[i] = !avg ? max : sum / (float)(a.params[CADENCE_AVG_POOL2D_COUNT_INCLUDE_PAD] ? KH * KW : inside);
     }
 }
 
@@ -288,60 +299,62 @@ KERNEL(cadence_global_avg_pool) {
     }
 }
 
-// CopyInto: axis in param 0, offset along it in param 1; one thread per input element.
+// CopyInto: one thread per input element, placed at the offset along the axis.
 KERNEL(cadence_copy_into) {
     const float* x = input(a, 0, arena, weights);
     float* y = arena + a.out_offset;
     FOR_EACH_ITEM(i) {
         u32 coord[CADENCE_MAX_RANK];
         unflatten(i, a.in_dims[0], a.in_rank[0], coord);
-        coord[a.params[0]] += a.params[1];
+        coord[a.params[CADENCE_COPY_INTO_AXIS]] += a.params[CADENCE_COPY_INTO_OFFSET];
         y[flatten(coord, a.out_dims, a.out_rank)] = x[i];
     }
 }
 
-// Transpose: output axis d is input axis params[d].
+// Transpose: output axis d is input axis perm[d].
 KERNEL(cadence_transpose) {
     const float* x = input(a, 0, arena, weights);
     float* y = arena + a.out_offset;
     FOR_EACH_ITEM(i) {
         u32 out[CADENCE_MAX_RANK], in[CADENCE_MAX_RANK];
         unflatten(i, a.out_dims, a.out_rank, out);
-        for (u32 d = 0; d < a.out_rank; ++d) in[a.params[d]] = out[d];
+        for (u32 d = 0; d < a.out_rank; ++d) in[a.params[CADENCE_TRANSPOSE_PERM + d]] = out[d];
         y[i] = x[flatten(in, a.in_dims[0], a.in_rank[0])];
     }
 }
 
-// Slice: axis, start, step in params 0..2.
+// Slice: every step-th index along the axis from start.
 KERNEL(cadence_slice) {
     const float* x = input(a, 0, arena, weights);
     float* y = arena + a.out_offset;
     FOR_EACH_ITEM(i) {
         u32 coord[CADENCE_MAX_RANK];
         unflatten(i, a.out_dims, a.out_rank, coord);
-        coord[a.params[0]] = a.params[1] + coord[a.params[0]] * a.params[2];
+        const u32 axis = a.params[CADENCE_SLICE_AXIS];
+        coord[axis] = a.params[CADENCE_SLICE_START] + coord[axis] * a.params[CADENCE_SLICE_STEP];
         y[i] = x[flatten(coord, a.in_dims[0], a.in_rank[0])];
     }
 }
 
-// Resize's source coordinate (`resize::source`): transform code in params[1].
+// Resize's source coordinate (`resize::source`) under a `CoordinateTransform`.
 __device__ __forceinline__ float resize_source(u32 t, u32 o, float scale, u32 out_len, u32 in_len) {
     const float of = (float)o;
     switch (t) {
-        case 0: return (of + 0.5f) / scale - 0.5f;
-        case 1: return of / scale;
-        case 2: return out_len > 1 ? of * (float)(in_len - 1) / (float)(out_len - 1) : 0.0f;
+        case CADENCE_TRANSFORM_HALF_PIXEL: return (of + 0.5f) / scale - 0.5f;
+        case CADENCE_TRANSFORM_ASYMMETRIC: return of / scale;
+        case CADENCE_TRANSFORM_ALIGN_CORNERS:
+            return out_len > 1 ? of * (float)(in_len - 1) / (float)(out_len - 1) : 0.0f;
         default: return out_len > 1 ? (of + 0.5f) / scale - 0.5f : 0.0f;
     }
 }
 
-// `resize::nearest`: rounding code is the mode word minus one.
+// `resize::nearest` under a `NearestRounding`.
 __device__ __forceinline__ u32 resize_nearest(u32 rounding, float x, u32 len) {
     float r;
     switch (rounding) {
-        case 0: r = -cadence_floor(0.5f - x); break;
-        case 1: r = cadence_floor(x + 0.5f); break;
-        case 2: r = cadence_floor(x); break;
+        case CADENCE_ROUNDING_ROUND_PREFER_FLOOR: r = -cadence_floor(0.5f - x); break;
+        case CADENCE_ROUNDING_ROUND_PREFER_CEIL: r = cadence_floor(x + 0.5f); break;
+        case CADENCE_ROUNDING_FLOOR: r = cadence_floor(x); break;
         default: r = -cadence_floor(-x); break;
     }
     const u32 idx = (u32)fmaxf(r, 0.0f);
@@ -358,22 +371,24 @@ __device__ __forceinline__ void resize_linear(float x, u32 len, u32* i0, u32* i1
     *frac = x - (float)lo;
 }
 
-// Resize: mode in param 0 (0 linear, 1..4 nearest roundings), transform in 1, scales
-// (f32 bits) in 2 and 3.
+// Resize: mode (linear, or nearest with a rounding), coordinate transform, and the
+// scales (f32 bits).
 KERNEL(cadence_resize) {
     const float* x = input(a, 0, arena, weights);
     const u32 H = in_dim(a, 0, 2), W = in_dim(a, 0, 3);
     const u32 OH = a.out_dims[2], OW = a.out_dims[3];
-    const u32 mode = a.params[0], t = a.params[1];
-    const float scale_y = word_f32(a.params[2]), scale_x = word_f32(a.params[3]);
+    const u32 mode = a.params[CADENCE_RESIZE_MODE], t = a.params[CADENCE_RESIZE_TRANSFORM];
+    const float scale_y = word_f32(a.params[CADENCE_RESIZE_SCALE]);
+    const float scale_x = word_f32(a.params[CADENCE_RESIZE_SCALE + 1]);
     float* y = arena + a.out_offset;
     FOR_EACH_ITEM(i) {
         const u32 ox = (u32)(i % OW), oy = (u32)(i / OW % OH);
         const float* plane = x + i / ((u64)OW * OH) * H * W;
         const float sy = resize_source(t, oy, scale_y, OH, H);
         const float sx = resize_source(t, ox, scale_x, OW, W);
-        if (mode != 0) {
-            y[i] = plane[(u64)resize_nearest(mode - 1, sy, H) * W + resize_nearest(mode - 1, sx, W)];
+        if (mode != CADENCE_RESIZE_MODE_LINEAR) {
+            const u32 rounding = mode - CADENCE_RESIZE_MODE_NEAREST_BASE;
+            y[i] = plane[(u64)resize_nearest(rounding, sy, H) * W + resize_nearest(rounding, sx, W)];
             continue;
         }
         u32 y0, y1, x0, x1;
@@ -395,12 +410,12 @@ __device__ __forceinline__ void split_at_axis(const StepArgs& a, u32 axis, u64* 
     for (u32 d = axis + 1; d < a.in_rank[0]; ++d) *inner *= a.in_dims[0][d];
 }
 
-// Softmax along params[0]; one thread per (outer, inner) line.
+// Softmax along its axis; one thread per (outer, inner) line.
 KERNEL(cadence_softmax) {
     const float* x = input(a, 0, arena, weights);
     float* y = arena + a.out_offset;
     u64 len, inner;
-    split_at_axis(a, a.params[0], &len, &inner);
+    split_at_axis(a, a.params[CADENCE_SOFTMAX_AXIS], &len, &inner);
     FOR_EACH_ITEM(i) {
         const u64 base = i / inner * len * inner + i % inner;
         float max = -CADENCE_INF, sum = 0.0f;
@@ -415,20 +430,21 @@ KERNEL(cadence_softmax) {
     }
 }
 
-// Reduce: kind in param 0 (max, mean, sum), axis in param 1.
+// Reduce: a `ReduceKind` along one axis.
 KERNEL(cadence_reduce) {
     const float* x = input(a, 0, arena, weights);
     float* y = arena + a.out_offset;
     u64 len, inner;
-    split_at_axis(a, a.params[1], &len, &inner);
+    split_at_axis(a, a.params[CADENCE_REDUCE_AXIS], &len, &inner);
+    const u32 kind = a.params[CADENCE_REDUCE_KIND];
     FOR_EACH_ITEM(i) {
         const u64 base = i / inner * len * inner + i % inner;
-        float acc = a.params[0] == 0 ? -CADENCE_INF : 0.0f;
+        float acc = kind == CADENCE_REDUCE_MAX ? -CADENCE_INF : 0.0f;
         for (u64 j = 0; j < len; ++j) {
             const float v = x[base + j * inner];
-            acc = a.params[0] == 0 ? fmaxf(acc, v) : acc + v;
+            acc = kind == CADENCE_REDUCE_MAX ? fmaxf(acc, v) : acc + v;
         }
-        y[i] = a.params[0] == 1 ? acc / (float)len : acc;
+        y[i] = kind == CADENCE_REDUCE_MEAN ? acc / (float)len : acc;
     }
 }
 
@@ -454,7 +470,7 @@ KERNEL(cadence_pointwise_conv_max) {
         for (u32 col = 0; col < W; ++col) {
             float acc = bias ? bias[m] : 0.0f;
             for (u32 c = 0; c < C; ++c) acc += x[((n * C + c) * H + h) * W + col] * taps[c];
-            best = fmaxf(best, activate(acc, a.params));
+            best = fmaxf(best, activate(acc, a.params + CADENCE_POINTWISE_CONV_MAX_ACTIVATION));
         }
         y[i] = best;
     }

@@ -1,10 +1,10 @@
-//! From plan steps to kernel launches: which kernel each op runs, the arguments it is
-//! handed, and the grid it is launched on. Pure host code, so it is tested without a
+//! From plan steps to kernel launches: the arguments each op's kernel (its
+//! [`OpCode::kernel_entry`], one per op) is handed, and the grid it is launched on. Pure host code, so it is tested without a
 //! GPU; the device module only replays what this produces.
 
 use core::fmt;
 
-use crate::op::Op;
+use crate::op::{Op, OpCode};
 use crate::plan::{MAX_STEP_INPUTS, NO_TENSOR, PARAM_WORDS, Plan, PlanError, Storage};
 use crate::shape::{MAX_RANK, Shape};
 
@@ -45,124 +45,16 @@ pub struct StepArgs {
     pub params: [u32; PARAM_WORDS],
 }
 
-/// One CUDA C kernel of `kernels.cu`; each [`Op`] runs exactly one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kernel {
-    /// [`Op::Conv2d`] (dense, grouped and depthwise alike).
-    Conv2d,
-    /// [`Op::ConvTranspose2d`].
-    ConvTranspose2d,
-    /// [`Op::MatMul`].
-    MatMul,
-    /// [`Op::Unary`].
-    Activation,
-    /// [`Op::Binary`].
-    Binary,
-    /// [`Op::MaxPool2d`].
-    MaxPool2d,
-    /// [`Op::AvgPool2d`].
-    AvgPool2d,
-    /// [`Op::GlobalAvgPool`].
-    GlobalAvgPool,
-    /// [`Op::CopyInto`] (one per concat input).
-    CopyInto,
-    /// [`Op::Transpose`].
-    Transpose,
-    /// [`Op::Slice`].
-    Slice,
-    /// [`Op::Resize`].
-    Resize,
-    /// [`Op::Softmax`].
-    Softmax,
-    /// [`Op::Reduce`].
-    Reduce,
-    /// [`Op::Copy`].
-    Copy,
-    /// [`Op::PointwiseConvMax`].
-    PointwiseConvMax,
-}
-
-impl Kernel {
-    /// Every kernel, in the order the device module loads them.
-    pub const ALL: [Self; 16] = [
-        Self::Conv2d,
-        Self::ConvTranspose2d,
-        Self::MatMul,
-        Self::Activation,
-        Self::Binary,
-        Self::MaxPool2d,
-        Self::AvgPool2d,
-        Self::GlobalAvgPool,
-        Self::CopyInto,
-        Self::Transpose,
-        Self::Slice,
-        Self::Resize,
-        Self::Softmax,
-        Self::Reduce,
-        Self::Copy,
-        Self::PointwiseConvMax,
-    ];
-
-    /// The kernel that runs `op`.
-    pub fn for_op(op: &Op) -> Self {
-        match op {
-            Op::Conv2d { .. } => Self::Conv2d,
-            Op::ConvTranspose2d { .. } => Self::ConvTranspose2d,
-            Op::MatMul { .. } => Self::MatMul,
-            Op::Unary(_) => Self::Activation,
-            Op::Binary(_) => Self::Binary,
-            Op::MaxPool2d(_) => Self::MaxPool2d,
-            Op::AvgPool2d { .. } => Self::AvgPool2d,
-            Op::GlobalAvgPool => Self::GlobalAvgPool,
-            Op::CopyInto { .. } => Self::CopyInto,
-            Op::Transpose { .. } => Self::Transpose,
-            Op::Slice { .. } => Self::Slice,
-            Op::Resize { .. } => Self::Resize,
-            Op::Softmax { .. } => Self::Softmax,
-            Op::Reduce { .. } => Self::Reduce,
-            Op::Copy => Self::Copy,
-            Op::PointwiseConvMax { .. } => Self::PointwiseConvMax,
-        }
-    }
-
-    /// The `extern "C"` entry point's name in `kernels.cu`.
-    pub fn entry(self) -> &'static str {
-        match self {
-            Self::Conv2d => "cadence_conv2d",
-            Self::ConvTranspose2d => "cadence_conv_transpose2d",
-            Self::MatMul => "cadence_matmul",
-            Self::Activation => "cadence_activation",
-            Self::Binary => "cadence_binary",
-            Self::MaxPool2d => "cadence_max_pool2d",
-            Self::AvgPool2d => "cadence_avg_pool2d",
-            Self::GlobalAvgPool => "cadence_global_avg_pool",
-            Self::CopyInto => "cadence_copy_into",
-            Self::Transpose => "cadence_transpose",
-            Self::Slice => "cadence_slice",
-            Self::Resize => "cadence_resize",
-            Self::Softmax => "cadence_softmax",
-            Self::Reduce => "cadence_reduce",
-            Self::Copy => "cadence_copy",
-            Self::PointwiseConvMax => "cadence_pointwise_conv_max",
-        }
-    }
-
-    /// Position in [`Kernel::ALL`].
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    /// Threads the kernel needs: one per output element, except for softmax (one per
-    /// line along its axis) and concat pieces (one per input element).
-    fn work_items(self, op: &Op, inputs: &[Shape; MAX_STEP_INPUTS], out: &Shape) -> usize {
-        match (self, op) {
-            (Self::CopyInto, _) => inputs[0].volume(),
-            (Self::Softmax, &Op::Softmax { axis }) => match inputs[0].dim(axis) {
-                0 => 0,
-                len => inputs[0].volume() / len,
-            },
-            _ => out.volume(),
-        }
+/// Threads an op's kernel needs: one per output element, except for softmax (one per
+/// line along its axis) and concat pieces (one per input element).
+fn work_items(op: &Op, inputs: &[Shape; MAX_STEP_INPUTS], out: &Shape) -> usize {
+    match *op {
+        Op::CopyInto { .. } => inputs[0].volume(),
+        Op::Softmax { axis } => match inputs[0].dim(axis) {
+            0 => 0,
+            len => inputs[0].volume() / len,
+        },
+        _ => out.volume(),
     }
 }
 
@@ -197,8 +89,8 @@ impl LaunchGeometry {
 pub struct KernelLaunch {
     /// Index of the plan step it runs.
     pub step: usize,
-    /// The kernel.
-    pub kernel: Kernel,
+    /// The op, whose [`OpCode::kernel_entry`] is the kernel launched.
+    pub kernel: OpCode,
     /// Its argument block.
     pub args: StepArgs,
     /// Its grid.
@@ -248,7 +140,7 @@ pub fn plan_launches(
     let mut launches = Vec::with_capacity(plan.steps.len());
     for (index, step) in plan.steps.iter().enumerate() {
         let op = Op::decode(step).map_err(|error| PlanError::BadStep { step: index, error })?;
-        let kernel = Kernel::for_op(&op);
+        let kernel = op.op_code();
         let mut shapes = [Shape::new(&[]).expect("rank 0 fits"); MAX_STEP_INPUTS];
         let mut args = StepArgs {
             total: 0,
@@ -276,7 +168,7 @@ pub fn plan_launches(
         }
         let out = plan.shape(step.output);
         (args.out_rank, args.out_dims) = dims(&out);
-        let items = kernel.work_items(&op, &shapes, &out);
+        let items = work_items(&op, &shapes, &out);
         args.total = u32::try_from(items)
             .map_err(|_| LaunchPlanError::TooManyItems { step: index, items })?;
         if let Some(geometry) = LaunchGeometry::for_items(args.total, max_blocks) {

@@ -7,7 +7,8 @@
 //! strided axis keeps its per-column maxima and sums in fixed stack chunks, since
 //! there is no heap to hold them.
 
-use crate::op::{ReduceKind, exp};
+use crate::op::ReduceKind;
+use crate::scalar::exp;
 use crate::shape::Shape;
 
 use super::split_at_axis;

@@ -4,7 +4,8 @@
 //! recomputed along the row (a handful of flops, cheaper than the per-column tables a
 //! `no_std`, heap-free kernel would have to keep on the stack for any width).
 
-use crate::op::{CoordinateTransform, NearestRounding, ResizeMode, floor};
+use crate::op::{CoordinateTransform, NearestRounding, ResizeMode};
+use crate::scalar::floor;
 use crate::shape::Shape;
 
 /// The source coordinate of output index `o` along one axis.

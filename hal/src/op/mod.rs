@@ -7,13 +7,30 @@
 //! pooling, layout moves (concat is a series of [`Op::CopyInto`]), resize, softmax and
 //! single-axis reductions. Reshapes need no op: the compiler aliases the buffer.
 //!
-//! An op is stored as a [`StepRecord`] (code + [`PARAM_WORDS`] words) and decoded per
+//! The set is one table (the `op_table!` invocation below): each row gives an op's
+//! fields, its stored code, its report name and its CUDA kernel. From it come [`Op`],
+//! [`OpCode`], the parameter encoding ([`Op::encode_params`], [`Op::decode`]: fields
+//! stored in declaration order, see [`params`]) and the constants the CUDA kernels
+//! read their parameters by. Adding an op is one row here, its shape rule in
+//! [`Op::check`], one CPU kernel, one CUDA kernel and one lowering in the compiler
+//! (`docs/architecture.md` walks through it).
+//!
+//! An op is stored as a [`StepRecord`] (code + [`PARAM_WORDS`](crate::plan::PARAM_WORDS) words) and decoded per
 //! frame by [`Op::decode`], which is cheap and allocation-free.
 
 use core::fmt;
 
-use crate::plan::{MAX_STEP_INPUTS, NO_TENSOR, PARAM_WORDS, StepRecord};
+use crate::plan::{MAX_STEP_INPUTS, NO_TENSOR, StepRecord};
 use crate::shape::{MAX_RANK, Shape, broadcast};
+
+mod fields;
+pub mod params;
+
+pub use fields::{
+    Activation, ActivationKind, BinaryKind, CoordinateTransform, NearestRounding, ReduceKind,
+    ResizeMode, Window,
+};
+use params::op_table;
 
 /// Columns of the im2col tile a convolution unrolls at once. Bounds conv scratch to
 /// `C/groups * kh * kw * IM2COL_TILE` floats whatever the image size.
@@ -24,337 +41,73 @@ pub const IM2COL_TILE: usize = 256;
 /// of W is longer), small enough to stay in L2 between the product and the max.
 pub const POOLED_TILE: usize = 512;
 
-/// An activation applied element-wise, alone or fused after a conv or matmul.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Activation {
-    /// No activation.
-    Identity,
-    /// `max(x, 0)`.
-    Relu,
-    /// `min(max(x, min), max)`; ReLU6 is `Clip { 0, 6 }`.
-    Clip {
-        /// Lower bound.
-        min: f32,
-        /// Upper bound.
-        max: f32,
-    },
-    /// `1 / (1 + e^-x)`.
-    Sigmoid,
-    /// `clip(alpha * x + beta, 0, 1)`.
-    HardSigmoid {
-        /// Slope.
-        alpha: f32,
-        /// Offset.
-        beta: f32,
-    },
-    /// `x * clip(x / 6 + 1/2, 0, 1)`, as in MobileNetV3.
-    HardSwish,
-    /// `x` if positive, else `alpha * x`.
-    LeakyRelu {
-        /// Slope below zero.
-        alpha: f32,
-    },
-    /// Hyperbolic tangent.
-    Tanh,
-}
-
-impl Activation {
-    /// Applies the activation to one value.
-    #[inline(always)]
-    pub fn apply(self, x: f32) -> f32 {
-        match self {
-            Self::Identity => x,
-            Self::Relu => x.max(0.0),
-            Self::Clip { min, max } => x.max(min).min(max),
-            Self::Sigmoid => sigmoid(x),
-            Self::HardSigmoid { alpha, beta } => (alpha * x + beta).clamp(0.0, 1.0),
-            Self::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
-            Self::LeakyRelu { alpha } => {
-                if x >= 0.0 {
-                    x
-                } else {
-                    alpha * x
-                }
-            }
-            Self::Tanh => tanh(x),
-        }
-    }
-
-    /// Applies the activation to a whole buffer in place. Inlined, so kernels compiled
-    /// for wider vectors (a GEMM's store of each tile) vectorise it at their width.
-    #[inline(always)]
-    pub fn apply_slice(self, xs: &mut [f32]) {
-        match self {
-            Self::Identity => {}
-            Self::Relu => xs.iter_mut().for_each(|x| *x = x.max(0.0)),
-            other => xs.iter_mut().for_each(|x| *x = other.apply(*x)),
-        }
-    }
-
-    fn encode(self) -> [u32; 3] {
-        match self {
-            Self::Identity => [0, 0, 0],
-            Self::Relu => [1, 0, 0],
-            Self::Clip { min, max } => [2, min.to_bits(), max.to_bits()],
-            Self::Sigmoid => [3, 0, 0],
-            Self::HardSigmoid { alpha, beta } => [4, alpha.to_bits(), beta.to_bits()],
-            Self::HardSwish => [5, 0, 0],
-            Self::LeakyRelu { alpha } => [6, alpha.to_bits(), 0],
-            Self::Tanh => [7, 0, 0],
-        }
-    }
-
-    fn decode(w: &[u32]) -> Result<Self, OpError> {
-        let p0 = f32::from_bits(w[1]);
-        let p1 = f32::from_bits(w[2]);
-        Ok(match w[0] {
-            0 => Self::Identity,
-            1 => Self::Relu,
-            2 => Self::Clip { min: p0, max: p1 },
-            3 => Self::Sigmoid,
-            4 => Self::HardSigmoid {
-                alpha: p0,
-                beta: p1,
-            },
-            5 => Self::HardSwish,
-            6 => Self::LeakyRelu { alpha: p0 },
-            7 => Self::Tanh,
-            _ => return Err(OpError::BadParam("unknown activation")),
-        })
-    }
-}
-
-/// `1 / (1 + e^-x)` without `std`.
-#[inline(always)]
-pub fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + exp(-x))
-}
-
-/// `tanh(x)` without `std`, via the sigmoid identity `tanh x = 2σ(2x) − 1`.
-#[inline(always)]
-pub fn tanh(x: f32) -> f32 {
-    2.0 * sigmoid(2.0 * x) - 1.0
-}
-
-/// `e^x` without `std`: range reduction to `2^k · e^r` with a degree-6 polynomial for
-/// `e^r`, |r| ≤ ln2/2. Relative error below 2e-7 over the f32 range; saturates to 0
-/// and infinity outside it. Written branch-light so loops over it vectorise.
-#[inline(always)]
-pub fn exp(x: f32) -> f32 {
-    const LN2_HI: f32 = 0.693_145_75;
-    const LN2_LO: f32 = 1.428_606_8e-6;
-    let x = x.clamp(-87.3, 88.7);
-    let k = floor(x * core::f32::consts::LOG2_E + 0.5);
-    let r = x - k * LN2_HI - k * LN2_LO;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    let bits = ((k as i32 + 127) as u32) << 23;
-    p * f32::from_bits(bits)
-}
-
-/// `floor(x)` without `std` (core has no float rounding on stable), exact for
-/// |x| < 2^31.
-#[inline(always)]
-pub fn floor(x: f32) -> f32 {
-    let t = x as i32 as f32;
-    if t > x { t - 1.0 } else { t }
-}
-
-/// Convolution geometry shared by [`Op::Conv2d`], [`Op::ConvTranspose2d`] and pooling.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Window {
-    /// Kernel height and width (pooling only; convs take it from the weights).
-    pub kernel: [usize; 2],
-    /// Vertical and horizontal stride.
-    pub stride: [usize; 2],
-    /// Vertical and horizontal dilation.
-    pub dilation: [usize; 2],
-    /// Padding: top, left, bottom, right.
-    pub pads: [usize; 4],
-}
-
-impl Window {
-    fn encode(&self, w: &mut [u32]) {
-        let vals = [
-            self.kernel[0],
-            self.kernel[1],
-            self.stride[0],
-            self.stride[1],
-            self.dilation[0],
-            self.dilation[1],
-            self.pads[0],
-            self.pads[1],
-            self.pads[2],
-            self.pads[3],
-        ];
-        for (slot, v) in w.iter_mut().zip(vals) {
-            *slot = v as u32;
-        }
-    }
-
-    fn decode(w: &[u32]) -> Result<Self, OpError> {
-        let u = |i: usize| w[i] as usize;
-        let win = Self {
-            kernel: [u(0), u(1)],
-            stride: [u(2), u(3)],
-            dilation: [u(4), u(5)],
-            pads: [u(6), u(7), u(8), u(9)],
-        };
-        if win.stride.contains(&0) || win.dilation.contains(&0) {
-            return Err(OpError::BadParam("stride and dilation must be at least 1"));
-        }
-        Ok(win)
-    }
-
-    /// Output extent of a forward window over `input` along `axis` (0 = H, 1 = W) with
-    /// kernel extent `k`, or `None` when the window does not fit.
-    pub fn out_extent(&self, axis: usize, input: usize, k: usize) -> Option<usize> {
-        let padded = input + self.pads[axis] + self.pads[axis + 2];
-        let span = self.dilation[axis] * (k.checked_sub(1)?) + 1;
-        Some(padded.checked_sub(span)? / self.stride[axis] + 1)
-    }
-}
-
-/// Element-wise binary operator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BinaryKind {
-    /// `a + b`.
-    Add,
-    /// `a - b`.
-    Sub,
-    /// `a * b`.
-    Mul,
-    /// `a / b`.
-    Div,
-    /// `max(a, b)`.
-    Max,
-    /// `min(a, b)`.
-    Min,
-}
-
-impl BinaryKind {
-    /// Applies the operator.
-    #[inline(always)]
-    pub fn apply(self, a: f32, b: f32) -> f32 {
-        match self {
-            Self::Add => a + b,
-            Self::Sub => a - b,
-            Self::Mul => a * b,
-            Self::Div => a / b,
-            Self::Max => a.max(b),
-            Self::Min => a.min(b),
-        }
-    }
-}
-
-/// How [`Op::Resize`] maps an output coordinate back to the input (ONNX
-/// `coordinate_transformation_mode`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CoordinateTransform {
-    /// `(x + 0.5) / scale - 0.5`.
-    HalfPixel,
-    /// `x / scale`.
-    Asymmetric,
-    /// `x * (in - 1) / (out - 1)`.
-    AlignCorners,
-    /// Like half-pixel, but 0 when the output extent is 1.
-    PytorchHalfPixel,
-}
-
-/// How nearest-neighbour resize rounds a fractional source coordinate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NearestRounding {
-    /// Round half down.
-    RoundPreferFloor,
-    /// Round half up.
-    RoundPreferCeil,
-    /// Floor.
-    Floor,
-    /// Ceiling.
-    Ceil,
-}
-
-/// Interpolation of [`Op::Resize`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ResizeMode {
-    /// Nearest neighbour with the given rounding.
-    Nearest(NearestRounding),
-    /// Bilinear over H and W.
-    Linear,
-}
-
-/// Reduction operator of [`Op::Reduce`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReduceKind {
-    /// Maximum.
-    Max,
-    /// Arithmetic mean.
-    Mean,
-    /// Sum.
-    Sum,
-}
-
-/// One kernel call, decoded.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Op {
+op_table! {
     /// 2-D convolution. Inputs: data `[N,C,H,W]`, weights `[M,C/groups,kh,kw]`, optional
     /// bias `[M]`. Output `[N,M,OH,OW]`. `window.kernel` is ignored (weights give it).
     Conv2d {
-        /// Channel groups (`C` for depthwise).
-        groups: usize,
         /// Stride, dilation and padding.
         window: Window,
+        /// Channel groups (`C` for depthwise).
+        groups: usize => at_least_one_group,
         /// Fused activation.
         activation: Activation,
-    },
+    } = 1, "conv2d", "cadence_conv2d";
+
     /// 2-D transposed convolution. Inputs: data `[N,C,H,W]`, weights
     /// `[C,M/groups,kh,kw]`, optional bias `[M]`. Output `[N,M,OH,OW]` with
     /// `OH = (H-1)*stride - pad_top - pad_bottom + dilation*(kh-1) + 1 + output_padding`.
     ConvTranspose2d {
-        /// Channel groups.
-        groups: usize,
         /// Stride, dilation and padding.
         window: Window,
-        /// Extra rows and columns at the bottom and right.
-        output_padding: [usize; 2],
+        /// Channel groups.
+        groups: usize => at_least_one_group,
         /// Fused activation.
         activation: Activation,
-    },
+        /// Extra rows and columns at the bottom and right.
+        output_padding: [usize; 2],
+    } = 2, "conv_transpose2d", "cadence_conv_transpose2d";
+
     /// Matrix product over the last two axes. Inputs: `a [...,M,K]`, `b [K,N]` (shared)
     /// or `[...,K,N]` (same batch dims as `a`), optional bias `[N]`. Output `[...,M,N]`.
     MatMul {
         /// Fused activation.
         activation: Activation,
-    },
+    } = 3, "matmul", "cadence_matmul";
+
     /// Element-wise activation; output shape equals input shape.
-    Unary(Activation),
+    Unary(activation: Activation) = 4, "activation", "cadence_activation";
+
     /// Element-wise binary op with NumPy broadcasting.
-    Binary(BinaryKind),
+    Binary(kind: BinaryKind) = 5, "binary", "cadence_binary";
+
     /// Max pooling over H and W of `[N,C,H,W]`.
-    MaxPool2d(Window),
+    MaxPool2d(window: Window) = 6, "max_pool2d", "cadence_max_pool2d";
+
     /// Average pooling over H and W of `[N,C,H,W]`.
     AvgPool2d {
         /// Window geometry.
         window: Window,
         /// Whether padded cells count in the divisor.
         count_include_pad: bool,
-    },
+    } = 7, "avg_pool2d", "cadence_avg_pool2d";
+
     /// Mean over H and W: `[N,C,H,W]` to `[N,C,1,1]`.
-    GlobalAvgPool,
+    GlobalAvgPool = 8, "global_avg_pool", "cadence_global_avg_pool";
+
     /// Copies the input into the output at `offset` along `axis`; one per concat input.
     CopyInto {
         /// Concat axis.
         axis: usize,
         /// Where along the axis this input starts.
         offset: usize,
-    },
+    } = 9, "copy_into", "cadence_copy_into";
+
     /// Permutes axes: output axis `i` is input axis `perm[i]`.
     Transpose {
         /// The permutation; entries past the rank are ignored.
         perm: [usize; MAX_RANK],
-    },
+    } = 10, "transpose", "cadence_transpose";
+
     /// Takes every `step`-th index along `axis` starting at `start`; the output shape
     /// gives the count.
     Slice {
@@ -363,8 +116,9 @@ pub enum Op {
         /// First index.
         start: usize,
         /// Stride, at least 1.
-        step: usize,
-    },
+        step: usize => at_least_one_step,
+    } = 11, "slice", "cadence_slice";
+
     /// Spatial resize of `[N,C,H,W]`.
     Resize {
         /// Interpolation.
@@ -372,23 +126,27 @@ pub enum Op {
         /// Coordinate mapping.
         transform: CoordinateTransform,
         /// Scale factors for H and W (output / input, as the model states them).
-        scale: [f32; 2],
-    },
+        scale: [f32; 2] => positive_scales,
+    } = 12, "resize", "cadence_resize";
+
     /// Softmax along `axis`.
     Softmax {
         /// The normalised axis.
         axis: usize,
-    },
+    } = 13, "softmax", "cadence_softmax";
+
     /// Reduction along one axis; the output keeps the axis with extent 1.
     Reduce {
         /// The operator.
         kind: ReduceKind,
         /// The reduced axis.
         axis: usize,
-    },
+    } = 14, "reduce", "cadence_reduce";
+
     /// Plain copy between tensors of equal element count (a reshape that cannot alias,
     /// e.g. a constant that is also a model output).
-    Copy,
+    Copy = 15, "copy", "cadence_copy";
+
     /// A 1×1 convolution (stride 1, no padding, one group) whose activated output is
     /// max-reduced over the whole W axis. Inputs: data `[N,C,H,W]`, weights
     /// `[M,C,1,1]`, optional bias `[M]`; output `[N,M,H,1]`. It is a pillar feature
@@ -398,7 +156,23 @@ pub enum Op {
     PointwiseConvMax {
         /// Activation applied to every element before the max.
         activation: Activation,
-    },
+    } = 16, "pointwise_conv_max", "cadence_pointwise_conv_max";
+}
+
+fn at_least_one_group(groups: &usize) -> Result<(), OpError> {
+    nonzero(*groups, "groups must be at least 1")
+}
+
+fn at_least_one_step(step: &usize) -> Result<(), OpError> {
+    nonzero(*step, "slice step must be at least 1")
+}
+
+fn positive_scales(scale: &[f32; 2]) -> Result<(), OpError> {
+    if scale.iter().all(|s| *s > 0.0 && s.is_finite()) {
+        Ok(())
+    } else {
+        Err(OpError::BadParam("resize scale must be positive"))
+    }
 }
 
 /// Why a step is not a valid use of its op.
@@ -453,217 +227,13 @@ fn ensure(cond: bool, why: &'static str) -> Result<(), OpError> {
 impl Op {
     /// The stored op code.
     pub fn code(&self) -> u32 {
-        match self {
-            Self::Conv2d { .. } => 1,
-            Self::ConvTranspose2d { .. } => 2,
-            Self::MatMul { .. } => 3,
-            Self::Unary(_) => 4,
-            Self::Binary(_) => 5,
-            Self::MaxPool2d(_) => 6,
-            Self::AvgPool2d { .. } => 7,
-            Self::GlobalAvgPool => 8,
-            Self::CopyInto { .. } => 9,
-            Self::Transpose { .. } => 10,
-            Self::Slice { .. } => 11,
-            Self::Resize { .. } => 12,
-            Self::Softmax { .. } => 13,
-            Self::Reduce { .. } => 14,
-            Self::Copy => 15,
-            Self::PointwiseConvMax { .. } => 16,
-        }
+        self.op_code() as u32
     }
 
     /// A short name for reports (`conv2d`, `matmul`, …).
     pub fn name(&self) -> &'static str {
-        match self {
-            Self::Conv2d { .. } => "conv2d",
-            Self::ConvTranspose2d { .. } => "conv_transpose2d",
-            Self::MatMul { .. } => "matmul",
-            Self::Unary(_) => "activation",
-            Self::Binary(_) => "binary",
-            Self::MaxPool2d(_) => "max_pool2d",
-            Self::AvgPool2d { .. } => "avg_pool2d",
-            Self::GlobalAvgPool => "global_avg_pool",
-            Self::CopyInto { .. } => "copy_into",
-            Self::Transpose { .. } => "transpose",
-            Self::Slice { .. } => "slice",
-            Self::Resize { .. } => "resize",
-            Self::Softmax { .. } => "softmax",
-            Self::Reduce { .. } => "reduce",
-            Self::Copy => "copy",
-            Self::PointwiseConvMax { .. } => "pointwise_conv_max",
-        }
+        self.op_code().name()
     }
-
-    /// Encodes the op's parameters into the step's parameter words.
-    pub fn encode_params(&self) -> [u32; PARAM_WORDS] {
-        let mut w = [0u32; PARAM_WORDS];
-        match *self {
-            Self::Conv2d {
-                groups,
-                window,
-                activation,
-            } => {
-                window.encode(&mut w[0..10]);
-                w[10] = groups as u32;
-                w[11..14].copy_from_slice(&activation.encode());
-            }
-            Self::ConvTranspose2d {
-                groups,
-                window,
-                output_padding,
-                activation,
-            } => {
-                window.encode(&mut w[0..10]);
-                w[10] = groups as u32;
-                w[11..14].copy_from_slice(&activation.encode());
-                w[14] = output_padding[0] as u32;
-                w[15] = output_padding[1] as u32;
-            }
-            Self::MatMul { activation }
-            | Self::Unary(activation)
-            | Self::PointwiseConvMax { activation } => {
-                w[0..3].copy_from_slice(&activation.encode());
-            }
-            Self::Binary(kind) => w[0] = kind as u32,
-            Self::MaxPool2d(window) => window.encode(&mut w[0..10]),
-            Self::AvgPool2d {
-                window,
-                count_include_pad,
-            } => {
-                window.encode(&mut w[0..10]);
-                w[10] = count_include_pad as u32;
-            }
-            Self::GlobalAvgPool | Self::Copy => {}
-            Self::CopyInto { axis, offset } => {
-                w[0] = axis as u32;
-                w[1] = offset as u32;
-            }
-            Self::Transpose { perm } => {
-                for (slot, p) in w.iter_mut().zip(perm) {
-                    *slot = p as u32;
-                }
-            }
-            Self::Slice { axis, start, step } => {
-                w[0] = axis as u32;
-                w[1] = start as u32;
-                w[2] = step as u32;
-            }
-            Self::Resize {
-                mode,
-                transform,
-                scale,
-            } => {
-                w[0] = match mode {
-                    ResizeMode::Linear => 0,
-                    ResizeMode::Nearest(r) => 1 + r as u32,
-                };
-                w[1] = transform as u32;
-                w[2] = scale[0].to_bits();
-                w[3] = scale[1].to_bits();
-            }
-            Self::Softmax { axis } => w[0] = axis as u32,
-            Self::Reduce { kind, axis } => {
-                w[0] = kind as u32;
-                w[1] = axis as u32;
-            }
-        }
-        w
-    }
-
-    /// Decodes a stored step. Checks parameter ranges, not shapes (see [`Op::check`]).
-    pub fn decode(step: &StepRecord) -> Result<Self, OpError> {
-        let w = &step.params;
-        let u = |i: usize| w[i] as usize;
-        Ok(match step.op {
-            1 => Self::Conv2d {
-                window: Window::decode(&w[0..10])?,
-                groups: nonzero(u(10), "groups must be at least 1")?,
-                activation: Activation::decode(&w[11..14])?,
-            },
-            2 => Self::ConvTranspose2d {
-                window: Window::decode(&w[0..10])?,
-                groups: nonzero(u(10), "groups must be at least 1")?,
-                activation: Activation::decode(&w[11..14])?,
-                output_padding: [u(14), u(15)],
-            },
-            3 => Self::MatMul {
-                activation: Activation::decode(&w[0..3])?,
-            },
-            4 => Self::Unary(Activation::decode(&w[0..3])?),
-            5 => Self::Binary(match w[0] {
-                0 => BinaryKind::Add,
-                1 => BinaryKind::Sub,
-                2 => BinaryKind::Mul,
-                3 => BinaryKind::Div,
-                4 => BinaryKind::Max,
-                5 => BinaryKind::Min,
-                _ => return Err(OpError::BadParam("unknown binary operator")),
-            }),
-            6 => Self::MaxPool2d(Window::decode(&w[0..10])?),
-            7 => Self::AvgPool2d {
-                window: Window::decode(&w[0..10])?,
-                count_include_pad: w[10] != 0,
-            },
-            8 => Self::GlobalAvgPool,
-            9 => Self::CopyInto {
-                axis: u(0),
-                offset: u(1),
-            },
-            10 => {
-                let mut perm = [0; MAX_RANK];
-                for (p, &x) in perm.iter_mut().zip(w.iter()) {
-                    *p = x as usize;
-                }
-                Self::Transpose { perm }
-            }
-            11 => Self::Slice {
-                axis: u(0),
-                start: u(1),
-                step: nonzero(u(2), "slice step must be at least 1")?,
-            },
-            12 => Self::Resize {
-                mode: match w[0] {
-                    0 => ResizeMode::Linear,
-                    1 => ResizeMode::Nearest(NearestRounding::RoundPreferFloor),
-                    2 => ResizeMode::Nearest(NearestRounding::RoundPreferCeil),
-                    3 => ResizeMode::Nearest(NearestRounding::Floor),
-                    4 => ResizeMode::Nearest(NearestRounding::Ceil),
-                    _ => return Err(OpError::BadParam("unknown resize mode")),
-                },
-                transform: match w[1] {
-                    0 => CoordinateTransform::HalfPixel,
-                    1 => CoordinateTransform::Asymmetric,
-                    2 => CoordinateTransform::AlignCorners,
-                    3 => CoordinateTransform::PytorchHalfPixel,
-                    _ => return Err(OpError::BadParam("unknown resize coordinate transform")),
-                },
-                scale: {
-                    let s = [f32::from_bits(w[2]), f32::from_bits(w[3])];
-                    if !(s[0] > 0.0 && s[1] > 0.0 && s[0].is_finite() && s[1].is_finite()) {
-                        return Err(OpError::BadParam("resize scale must be positive"));
-                    }
-                    s
-                },
-            },
-            13 => Self::Softmax { axis: u(0) },
-            14 => Self::Reduce {
-                kind: match w[0] {
-                    0 => ReduceKind::Max,
-                    1 => ReduceKind::Mean,
-                    2 => ReduceKind::Sum,
-                    _ => return Err(OpError::BadParam("unknown reduction")),
-                },
-                axis: u(1),
-            },
-            15 => Self::Copy,
-            16 => Self::PointwiseConvMax {
-                activation: Activation::decode(&w[0..3])?,
-            },
-            other => return Err(OpError::UnknownOp(other)),
-        })
-    }
-
     /// Builds the stored record for this op.
     pub fn to_record(&self, inputs: &[u32], output: u32) -> StepRecord {
         let mut ins = [NO_TENSOR; MAX_STEP_INPUTS];
@@ -972,11 +542,11 @@ pub fn pooled_tile_rows(h: usize, w: usize) -> usize {
     (POOLED_TILE / w.max(1)).clamp(1, h.max(1))
 }
 
-fn nonzero(v: usize, why: &'static str) -> Result<usize, OpError> {
+fn nonzero(v: usize, why: &'static str) -> Result<(), OpError> {
     if v == 0 {
         Err(OpError::BadParam(why))
     } else {
-        Ok(v)
+        Ok(())
     }
 }
 
@@ -990,6 +560,7 @@ fn check_bias(present: bool, bias: &Shape, channels: usize) -> Result<(), OpErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::PARAM_WORDS;
 
     fn roundtrip(op: Op) {
         let rec = op.to_record(&[0, 1], 2);
@@ -1055,22 +626,85 @@ mod tests {
     }
 
     #[test]
+    fn every_op_fits_its_parameter_words() {
+        for code in OpCode::ALL {
+            let words: usize = code.fields().iter().map(|f| f.words).sum();
+            assert!(words <= PARAM_WORDS, "{} needs {words} words", code.name());
+            for field in code.fields() {
+                let parts: usize = field.parts.iter().map(|(_, w)| w).sum();
+                assert!(
+                    field.parts.is_empty() || parts == field.words,
+                    "{}",
+                    field.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn codes_names_and_entries_are_unique() {
+        for (i, a) in OpCode::ALL.iter().enumerate() {
+            assert_eq!(OpCode::from_code(*a as u32), Some(*a));
+            for b in &OpCode::ALL[i + 1..] {
+                assert_ne!(a.name(), b.name());
+                assert_ne!(a.kernel_entry(), b.kernel_entry());
+            }
+        }
+    }
+
+    #[test]
+    fn stored_words_keep_their_places() {
+        // Packages already written store conv groups in word 10 and the activation
+        // from word 11: the table's field order must keep them there.
+        let op = Op::Conv2d {
+            window: Window {
+                kernel: [0, 0],
+                stride: [2, 1],
+                dilation: [1, 1],
+                pads: [1, 2, 3, 4],
+            },
+            groups: 8,
+            activation: Activation::LeakyRelu { alpha: 0.5 },
+        };
+        let w = op.encode_params();
+        assert_eq!(w[..10], [0, 0, 2, 1, 1, 1, 1, 2, 3, 4]);
+        assert_eq!(w[10..14], [8, 6, 0.5f32.to_bits(), 0]);
+        let resize = Op::Resize {
+            mode: ResizeMode::Nearest(NearestRounding::Floor),
+            transform: CoordinateTransform::AlignCorners,
+            scale: [2.0, 0.5],
+        };
+        assert_eq!(
+            resize.encode_params()[..4],
+            [3, 2, 2.0f32.to_bits(), 0.5f32.to_bits()]
+        );
+    }
+
+    #[test]
+    fn out_of_range_parameters_are_refused() {
+        let mut rec = Op::Slice {
+            axis: 0,
+            start: 0,
+            step: 1,
+        }
+        .to_record(&[0], 1);
+        rec.params[2] = 0;
+        assert_eq!(
+            Op::decode(&rec),
+            Err(OpError::BadParam("slice step must be at least 1"))
+        );
+        let mut rec = Op::Binary(BinaryKind::Add).to_record(&[0, 1], 2);
+        rec.params[0] = 77;
+        assert_eq!(
+            Op::decode(&rec),
+            Err(OpError::BadParam("unknown binary operator"))
+        );
+    }
+
+    #[test]
     fn unknown_codes_are_refused() {
         let mut rec = Op::Copy.to_record(&[0], 1);
         rec.op = 999;
         assert_eq!(Op::decode(&rec), Err(OpError::UnknownOp(999)));
-    }
-
-    #[test]
-    fn exp_is_accurate() {
-        for i in -800..=800 {
-            let x = i as f32 * 0.1;
-            let want = (x as f64).exp();
-            let got = exp(x) as f64;
-            assert!(
-                ((got - want) / want).abs() < 1e-6,
-                "exp({x}) = {got}, want {want}"
-            );
-        }
     }
 }
