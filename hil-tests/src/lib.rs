@@ -9,6 +9,9 @@
 //! ([`streams`]); start the DUT and talk to it ([`link`]); stream with the faults
 //! injected ([`session`]); judge the log ([`checks`]); write the results ([`junit`],
 //! [`report`]).
+//!
+//! [`script`] runs one fixed conversation against a DUT instead, and writes down its
+//! answers so that two DUTs can be compared.
 #![forbid(unsafe_code)]
 
 pub mod checks;
@@ -16,6 +19,7 @@ pub mod junit;
 pub mod link;
 pub mod report;
 pub mod rig;
+pub mod script;
 pub mod session;
 pub mod streams;
 

@@ -223,7 +223,8 @@ pub fn prepare(
     })
 }
 
-fn camera_header(width: u16, height: u16, deadline_us: U32) -> CameraFrameHeader {
+/// The header of a camera frame of `width × height` RGB pixels.
+pub(crate) fn camera_header(width: u16, height: u16, deadline_us: U32) -> CameraFrameHeader {
     CameraFrameHeader {
         width: U16::new(width),
         height: U16::new(height),
@@ -233,7 +234,9 @@ fn camera_header(width: u16, height: u16, deadline_us: U32) -> CameraFrameHeader
     }
 }
 
-fn lidar_payload(
+/// A lidar frame's payload: its header, then `sweep`'s points (`stream` names it in an
+/// error).
+pub(crate) fn lidar_payload(
     stream: &'static str,
     sweep: &[[f32; 4]],
     deadline_us: U32,

@@ -153,3 +153,97 @@ fn a_wrong_reference_fails_the_outputs_check_only() {
         );
     }
 }
+
+/// `cadence-hil script` against `rig`'s DUT: its transcript, one line per answer.
+fn script_transcript(rig: &Path, models: &Path) -> Vec<String> {
+    let output = Command::new(env!("CARGO_BIN_EXE_cadence-hil"))
+        .arg("script")
+        .arg(rig)
+        .arg("--models")
+        .arg(models)
+        .current_dir(common::repo())
+        .output()
+        .expect("running cadence-hil script");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{}: {stderr}", rig.display());
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The answers the session module's table gives to `cadence_hil::script`'s messages,
+/// for a DUT serving both streams, numbered as the rig numbers them.
+fn script_answers() -> Vec<String> {
+    let summary = |frames: &str, link: &str| format!("Summary: {frames}; link: {link}");
+    // Before the Reset: the noise, the damaged frame, the repeat and the two gaps.
+    let faults = "27 bytes skipped, garbage 1, header checksum 0, version 0, unknown kind 0, \
+                  too long 0, payload checksum 1, truncated 0, duplicate 1, out of order 2";
+    let no_faults = "0 bytes skipped, garbage 0, header checksum 0, version 0, unknown kind 0, \
+                     too long 0, payload checksum 0, truncated 0, duplicate 0, out of order 0";
+    [
+        "Hello serving Camera+Lidar",
+        "TimingRecord of Camera 0: Skipped",
+        "TimingRecord of Lidar 1: Skipped",
+        "Ack of Start 2",
+        "Detections of Camera 3",
+        "TimingRecord of Camera 3: ran",
+        "Detections of Lidar 4",
+        "TimingRecord of Lidar 4: ran",
+        "TimingRecord of Camera 5: Refused",
+        "Ack of Start 6",
+        "Detections of Lidar 8",
+        "TimingRecord of Lidar 8: ran",
+        &summary(
+            "6 frames received, 6 records sent (3 ran, 2 Skipped, 0 Failed, 1 Refused)",
+            &format!("10 messages, {faults}"),
+        ),
+        "TimingRecord of Camera 12: Skipped",
+        &summary(
+            "7 frames received, 7 records sent (3 ran, 3 Skipped, 0 Failed, 1 Refused)",
+            &format!("12 messages, {faults}"),
+        ),
+        "Ack of Start 14",
+        "Ack of Reset 15",
+        "TimingRecord of Lidar 16: Skipped",
+        "Ack of Start 17",
+        "Detections of Camera 18",
+        "TimingRecord of Camera 18: ran",
+        &summary(
+            "2 frames received, 2 records sent (1 ran, 1 Skipped, 0 Failed, 0 Refused)",
+            &format!("4 messages, {no_faults}"),
+        ),
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// Both DUTs run `cadence_runtime::wire::session`: fed the same byte script, the host
+/// DUT answers as the protocol's table says (frames before `Start` skipped, not run),
+/// and the firmware DUT under QEMU, when its image is built (tools/firmware.sh), answers
+/// exactly as the host DUT does.
+#[test]
+fn host_and_firmware_duts_answer_one_script_alike() {
+    build_dut();
+    let dir = tempfile::tempdir().unwrap();
+    let models = models(dir.path());
+    let repo = common::repo();
+    let host = script_transcript(&repo.join("hil-tests/rigs/host.toml"), &models);
+    assert_eq!(host, script_answers(), "the host DUT's answers");
+
+    let image = repo.join("out/firmware/cadence-firmware-dut.elf");
+    let qemu = Command::new("qemu-system-arm").arg("--version").output();
+    if !image.exists() || qemu.is_err() {
+        eprintln!(
+            "firmware DUT not compared: it needs qemu-system-arm and {} \
+             (tools/setup-cross.sh, then tools/firmware.sh)",
+            image.display()
+        );
+        return;
+    }
+    let firmware = script_transcript(&repo.join("hil-tests/rigs/qemu-m7.toml"), &models);
+    assert_eq!(
+        firmware, host,
+        "the firmware DUT's answers against the host DUT's"
+    );
+}

@@ -30,6 +30,7 @@ use zerocopy::little_endian::{U16, U32};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 pub mod payload;
+pub mod session;
 
 /// First bytes of every message; the decoder resynchronises on them after an error.
 ///

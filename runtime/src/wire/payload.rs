@@ -1,5 +1,4 @@
-//! What each message kind carries, and the conversation between the rig and a device
-//! under test (DUT).
+//! What each message kind carries between the rig and a device under test (DUT).
 //!
 //! Every payload is a fixed `#[repr(C)]` little-endian struct with alignment 1,
 //! sometimes followed by an array of records, so it is read in place from the
@@ -19,14 +18,8 @@
 //! Summary       DUT → rig   Summary
 //! ```
 //!
-//! The conversation: the DUT sends `Hello` when it boots (again after every restart).
-//! The rig sends `Start`, then frames at their sensor rates. For each intact frame the
-//! DUT sends its `Detections`, then its `TimingRecord`, both naming the frame's
-//! sequence number; a frame whose payload does not parse gets a `TimingRecord` with
-//! [`Outcome::Refused`] and no detections. A message lost or damaged on the link gets
-//! nothing: the decoder on the DUT counts it, and the DUT reports those counts in the
-//! `Summary` that answers `Stop`. So the rig accounts for every frame it sent: a
-//! timing record, or a loss the DUT's counters explain.
+//! The conversation (the DUT's states, which message is legal when, and the answer to
+//! each) is [`super::session`]'s, where both DUTs take it from.
 
 use core::fmt;
 

@@ -1,22 +1,19 @@
 //! The hardware-in-the-loop device under test: serves `cadence_runtime::wire`'s
-//! conversation (see `cadence_runtime::wire::payload`) on UART0.
+//! conversation on UART0, as `cadence_runtime::wire::session::DutSession` (shared with
+//! the host DUT) says: that module documents the states and the answer to every message.
 //!
 //! At boot it sends `Hello` (name [`NAME`], camera and lidar, the largest payload its
-//! receive buffer takes). Then it answers:
-//!
-//! - `Start` with `Ack`; frames are processed from then on;
-//! - a `CameraFrame` (RGB crop, natively 32×32, other sizes resized) or a `LidarFrame`
-//!   (at most `cadence_models::mcu::LIDAR_MAX_POINTS` points) with `Detections`, then a
-//!   `TimingRecord` (`Met` or `Late` against the frame's deadline, with the cycles it
-//!   took). A frame whose payload does not parse or is not a shape the models take
-//!   gets only a `TimingRecord` with `Refused`; a frame before `Start` (or after
-//!   `Stop`/`Reset`) one with `Skipped`; one the engine fails on, `Failed`;
-//! - `Stop` with `Summary` (counts since boot or the last `Reset`);
-//! - `Reset` with `Ack`, after clearing the counters and stopping.
+//! receive buffer takes). Once started, a frame it runs is a `CameraFrame` (RGB crop,
+//! natively 32×32, other sizes resized) or a `LidarFrame` (at most
+//! `cadence_models::mcu::LIDAR_MAX_POINTS` points), answered with `Detections`, then a
+//! `TimingRecord` (`Met` or `Late` against the frame's deadline, with the cycles it
+//! took). A frame whose payload does not parse or is not a shape the models take gets
+//! only a `TimingRecord` with `Refused`; one the engine fails on, `Failed`. Frames are
+//! run one at a time as they arrive, so none is skipped by overrun.
 //!
 //! Damaged, truncated, repeated or lost messages are the decoder's to count; they are
-//! logged and reported in the `Summary`. Messages only a DUT sends are ignored.
-//! Everything lives in fixed buffers: the decoder's is a `static`.
+//! logged and reported in the `Summary`. Everything lives in fixed buffers: the
+//! decoder's is a `static`.
 //!
 //! Under QEMU, with the rig listening on a TCP port (`-serial tcp:HOST:PORT,server=on`
 //! makes QEMU listen instead), the defmt log decoded on standard output:
@@ -36,9 +33,8 @@ use cadence_runtime::wire::payload::{
     self, Ack, Detection, Hello, LidarFrameHeader, LinkCounters, Outcome, ResultHeader, Stream,
     Summary, TimingRecord,
 };
-use cadence_runtime::wire::{
-    self, Decoder, DecoderStats, Frame, HEADER_LEN, Kind, LIDAR_POINT_LEN,
-};
+use cadence_runtime::wire::session::{DutAction, DutSession, FrameTask};
+use cadence_runtime::wire::{self, Decoder, DecoderStats, HEADER_LEN, Kind, LIDAR_POINT_LEN};
 use defmt::{Debug2Format, Display2Format, error, info, warn};
 use zerocopy::IntoBytes;
 use zerocopy::little_endian::{F32, U16, U32, U64};
@@ -71,20 +67,14 @@ const fn max(a: usize, b: usize) -> usize {
     if a > b { a } else { b }
 }
 
-/// A control message whose answer needs the decoder's counters.
-enum Control {
-    Stop { seq: u32 },
-    Reset { seq: u32 },
-}
-
 /// The DUT's state between messages.
 pub struct Dut {
     pipelines: Pipelines,
     uart: Uart,
     /// Sequence number of the next message sent.
     tx_seq: u32,
-    /// Whether `Start` came (and no `Stop` or `Reset` since).
-    running: bool,
+    /// The conversation with the rig: whether frames run, and what each message gets.
+    session: DutSession,
     /// Counters since boot or the last `Reset`; `link` is filled in when sent.
     summary: Summary,
     /// The decoder's counters at the last `Reset`.
@@ -102,7 +92,11 @@ impl Dut {
             pipelines,
             uart,
             tx_seq: 0,
-            running: false,
+            session: DutSession::new(Hello::new(
+                NAME,
+                &[Stream::Camera, Stream::Lidar],
+                RxDecoder::MAX_PAYLOAD as u32,
+            )),
             summary: Summary::default(),
             link_baseline: DecoderStats::default(),
             payload: [0; TX_PAYLOAD_CAPACITY],
@@ -112,11 +106,7 @@ impl Dut {
 
     /// Says `Hello`, then serves the rig for ever.
     pub fn serve(mut self, decoder: &mut RxDecoder) -> ! {
-        let hello = Hello::new(
-            NAME,
-            &[Stream::Camera, Stream::Lidar],
-            RxDecoder::MAX_PAYLOAD as u32,
-        );
+        let hello = self.session.greet();
         self.send(Kind::Hello, hello.as_bytes());
         info!(
             "HIL DUT on UART0: hello sent, max payload {} bytes",
@@ -135,68 +125,40 @@ impl Dut {
         }
     }
 
-    /// Handles every message the decoder holds.
+    /// Handles every message the decoder holds, as the session says.
     fn drain(&mut self, decoder: &mut RxDecoder) {
-        loop {
-            let control = match decoder.next_frame() {
-                None => return,
-                Some(Err(error)) => {
-                    warn!("link: {}", Display2Format(&error));
-                    continue;
+        while let Some(received) = decoder.next_frame() {
+            match self.session.receive(received) {
+                DutAction::LinkProblem(problem) => warn!("link: {}", Display2Format(&problem)),
+                DutAction::AckStart { seq } => {
+                    self.ack(Kind::Start, seq);
+                    info!("start (message {})", seq);
                 }
-                Some(Ok(frame)) => self.handle(frame),
-            };
-            match control {
-                Some(Control::Stop { seq }) => {
-                    self.running = false;
+                DutAction::Frame { stream, seq, task } => self.frame(stream, seq, task),
+                DutAction::SendSummary { seq } => {
                     let mut summary = self.summary;
                     summary.link = LinkCounters::from(decoder.stats().since(&self.link_baseline));
                     self.send(Kind::Summary, summary.as_bytes());
                     info!("stop (message {}): summary sent", seq);
                 }
-                Some(Control::Reset { seq }) => {
-                    self.running = false;
+                DutAction::ResetCounters { seq } => {
                     self.summary = Summary::default();
                     self.link_baseline = decoder.stats();
                     self.ack(Kind::Reset, seq);
                     info!("reset (message {}): counters cleared", seq);
                 }
-                None => {}
+                DutAction::Ignore { kind, seq } => warn!(
+                    "ignored message {}, a {}: only a DUT sends those",
+                    seq,
+                    Debug2Format(&kind)
+                ),
             }
         }
     }
 
-    /// Handles one message; returns the control messages that need the decoder.
-    fn handle(&mut self, frame: Frame<'_>) -> Option<Control> {
-        match frame.kind {
-            Kind::Start => {
-                self.running = true;
-                self.ack(Kind::Start, frame.seq);
-                info!("start (message {})", frame.seq);
-                None
-            }
-            Kind::Stop => Some(Control::Stop { seq: frame.seq }),
-            Kind::Reset => Some(Control::Reset { seq: frame.seq }),
-            Kind::CameraFrame => {
-                self.frame(Stream::Camera, frame.seq, frame.payload);
-                None
-            }
-            Kind::LidarFrame => {
-                self.frame(Stream::Lidar, frame.seq, frame.payload);
-                None
-            }
-            Kind::Detections | Kind::TimingRecord | Kind::Ack | Kind::Hello | Kind::Summary => {
-                warn!(
-                    "ignored a {} message: only a DUT sends those",
-                    Debug2Format(&frame.kind)
-                );
-                None
-            }
-        }
-    }
-
-    /// Processes one frame message and sends its results and timing record.
-    fn frame(&mut self, stream: Stream, seq: u32, payload: &[u8]) {
+    /// Answers one frame message: runs its payload and sends its results, or takes the
+    /// outcome the session reports; then sends its timing record.
+    fn frame(&mut self, stream: Stream, seq: u32, task: FrameTask<'_>) {
         let received = cycles();
         self.summary.frames_received = U64::new(self.summary.frames_received.get() + 1);
         let mut detections = [Detection {
@@ -205,10 +167,9 @@ impl Dut {
             bbox: [F32::ZERO; 7],
         }; MAX_RESULT_DETECTIONS];
         let started = cycles();
-        let result = if self.running {
-            self.run(stream, payload, &mut detections)
-        } else {
-            Err(Outcome::Skipped)
+        let result = match task {
+            FrameTask::Run(payload) => self.run(stream, payload, &mut detections),
+            FrameTask::Report(outcome) => Err(outcome),
         };
         let (outcome, deadline_us) = match result {
             Ok((count, deadline_us)) => {

@@ -1,11 +1,13 @@
 //! The host binary as a device under test (DUT) for the hardware-in-the-loop rig:
-//! the conversation of [`cadence_runtime::wire::payload`] served with the real camera
-//! and lidar frame paths ([`CameraChain`], [`LidarChain`]) on the CPU backend.
+//! the conversation of [`cadence_runtime::wire::session`] (shared with the firmware
+//! DUT, which documents the states and the answer to every message) served with the
+//! real camera and lidar frame paths ([`CameraChain`], [`LidarChain`]) on the CPU
+//! backend.
 //!
 //! Threads: the link reader (the caller of [`Dut::serve`]) decodes messages, answers
-//! control messages and hands each frame to its stream's worker thread (one per
-//! stream, see the `worker` module); the workers run the frames and send detections
-//! and timing records. Frames are served in arrival order, each stream on its own
+//! them as the [`DutSession`] says and hands each frame to run to its stream's worker
+//! thread (one per stream, see the `worker` module); the workers run the frames and
+//! send detections and timing records. Frames are served in arrival order, each stream on its own
 //! worker; a frame arriving while its stream's worker is busy is skipped (the
 //! scheduler's skip-next policy), so a slow frame never builds a queue. The scheduler's
 //! time-triggered executive is not used: here the rig's frames are the releases.
@@ -13,8 +15,9 @@
 //! Nothing the link carries can stop the DUT: damaged, truncated, duplicated and
 //! out-of-order messages are counted by the decoder and reported in the `Summary`
 //! that answers `Stop`; a frame whose payload does not parse, or that the DUT does
-//! not serve, is answered with [`Outcome::Refused`]. After the first frame of each
-//! stream nothing allocates (tested in `tests/dut_zero_alloc.rs`).
+//! not serve, is answered with [`Outcome::Refused`], and one before `Start` with
+//! [`Outcome::Skipped`]. After the first frame of each stream nothing allocates
+//! (tested in `tests/dut_zero_alloc.rs`).
 
 mod outbox;
 mod worker;
@@ -31,7 +34,8 @@ use cadence_models::lidar::LidarDetection;
 use cadence_runtime::wire::payload::{
     self, Detection, Hello, LinkCounters, Outcome, Stream, Summary,
 };
-use cadence_runtime::wire::{Decoder, DecoderStats, Frame, HEADER_LEN, Kind, MAX_PAYLOAD_LEN};
+use cadence_runtime::wire::session::{DutAction, DutSession, FrameTask};
+use cadence_runtime::wire::{Decoder, DecoderStats, HEADER_LEN, Kind, MAX_PAYLOAD_LEN};
 use thiserror::Error;
 use zerocopy::IntoBytes;
 use zerocopy::little_endian::{F32, U32};
@@ -114,7 +118,8 @@ pub enum DutError {
 
 /// A loaded DUT: its workers, its sender, and the decoder of what the rig sends.
 pub struct Dut {
-    name: String,
+    /// The conversation with the rig: whether frames run, and what each message gets.
+    session: DutSession,
     workers: Vec<StreamWorker>,
     outbox: Arc<Outbox>,
     clock: BootClock,
@@ -122,12 +127,6 @@ pub struct Dut {
     /// Decoder counts at the last `Reset`: the summary reports the counts since.
     baseline: DecoderStats,
     chunk: Vec<u8>,
-}
-
-/// What the link reader does after a control message.
-enum Control {
-    Stop(u32),
-    Reset(u32),
 }
 
 impl Dut {
@@ -162,8 +161,10 @@ impl Dut {
             })?;
             workers.push(spawn(Chain::Lidar(Box::new(chain)), &outbox, clock)?);
         }
+        let streams: Vec<Stream> = workers.iter().map(StreamWorker::stream).collect();
+        let max_payload = u32::try_from(Decoder::<RECEIVE_CAPACITY>::MAX_PAYLOAD).unwrap_or(0);
         Ok(Self {
-            name: name.to_owned(),
+            session: DutSession::new(Hello::new(name, &streams, max_payload)),
             workers,
             outbox,
             clock,
@@ -175,9 +176,7 @@ impl Dut {
 
     /// The `Hello` this DUT sends on every new connection.
     pub fn hello(&self) -> Hello {
-        let streams: Vec<Stream> = self.workers.iter().map(StreamWorker::stream).collect();
-        let max_payload = u32::try_from(Decoder::<RECEIVE_CAPACITY>::MAX_PAYLOAD).unwrap_or(0);
-        Hello::new(&self.name, &streams, max_payload)
+        *self.session.hello()
     }
 
     /// The summary `Stop` would answer now.
@@ -225,12 +224,13 @@ impl Dut {
         self.serve(stream, Box::new(writer)).map_err(DutError::Link)
     }
 
-    /// Serves one connection: sends `Hello`, then answers what arrives on `reader`
-    /// until the rig hangs up (end of stream or a reset connection). Answers go to
-    /// `writer`. Returns an error only for a read error other than a hang-up.
+    /// Serves one connection: sends `Hello` (a new conversation, waiting for `Start`
+    /// again), then answers what arrives on `reader` until the rig hangs up (end of
+    /// stream or a reset connection). Answers go to `writer`. Returns an error only for a read error other than a hang-up.
     pub fn serve(&mut self, mut reader: impl Read, writer: LinkWriter) -> std::io::Result<()> {
         self.outbox.connect(writer);
-        self.outbox.send(Kind::Hello, self.hello().as_bytes());
+        let hello = self.session.greet();
+        self.outbox.send(Kind::Hello, hello.as_bytes());
         let result = loop {
             let read = match reader.read(&mut self.chunk) {
                 Ok(0) => break Ok(()),
@@ -258,31 +258,30 @@ impl Dut {
         result
     }
 
-    /// Handles every message the decoder has ready.
+    /// Handles every message the decoder has ready, as the session says.
     fn drain(&mut self) {
-        loop {
-            let control = match self.decoder.next_frame() {
-                None => return,
-                Some(Err(problem)) => {
-                    eprintln!("cadence-dut: link: {problem}");
-                    continue;
+        while let Some(received) = self.decoder.next_frame() {
+            match self.session.receive(received) {
+                DutAction::LinkProblem(problem) => eprintln!("cadence-dut: link: {problem}"),
+                DutAction::AckStart { seq } => self.outbox.ack(Kind::Start, seq),
+                DutAction::Frame { stream, seq, task } => {
+                    serve_frame(&self.workers, &self.outbox, self.clock, (stream, seq), task);
                 }
-                Some(Ok(frame)) => handle(&self.workers, &self.outbox, self.clock, frame),
-            };
-            match control {
-                Some(Control::Stop(seq)) => {
+                DutAction::SendSummary { seq } => {
                     self.wait_idle();
                     let summary = self.summary();
                     self.outbox.send(Kind::Summary, summary.as_bytes());
                     eprintln!("cadence-dut: stop (message {seq}): summary sent");
                 }
-                Some(Control::Reset(seq)) => {
+                DutAction::ResetCounters { seq } => {
                     self.wait_idle();
                     self.outbox.reset_summary();
                     self.baseline = self.decoder.stats();
                     self.outbox.ack(Kind::Reset, seq);
                 }
-                None => {}
+                DutAction::Ignore { kind, seq } => eprintln!(
+                    "cadence-dut: ignored message {seq}, a {kind:?} (sent by a DUT, not a rig)"
+                ),
             }
         }
     }
@@ -311,54 +310,35 @@ fn is_hang_up(e: &std::io::Error) -> bool {
     )
 }
 
-/// Handles one intact message; returns what the reader still has to do for `Stop` and
-/// `Reset` (which need the decoder's counts).
-fn handle(
-    workers: &[StreamWorker],
-    outbox: &Outbox,
-    clock: BootClock,
-    frame: Frame<'_>,
-) -> Option<Control> {
-    match frame.kind {
-        Kind::Start => outbox.ack(Kind::Start, frame.seq),
-        Kind::Stop => return Some(Control::Stop(frame.seq)),
-        Kind::Reset => return Some(Control::Reset(frame.seq)),
-        Kind::CameraFrame => serve_frame(workers, outbox, clock, Stream::Camera, frame),
-        Kind::LidarFrame => serve_frame(workers, outbox, clock, Stream::Lidar, frame),
-        Kind::Detections | Kind::TimingRecord | Kind::Ack | Kind::Hello | Kind::Summary => {
-            eprintln!(
-                "cadence-dut: ignored a {:?} message (sent by a DUT, not a rig)",
-                frame.kind
-            );
-        }
-    }
-    None
-}
-
-/// Hands a frame to its stream's worker, or answers at once when it is refused or
-/// skipped.
+/// Answers frame `seq` of `stream`: hands the payload to run to the stream's worker,
+/// or answers at once with the outcome the session reports, or when the payload is
+/// refused or the worker busy (skipped).
 fn serve_frame(
     workers: &[StreamWorker],
     outbox: &Outbox,
     clock: BootClock,
-    stream: Stream,
-    frame: Frame<'_>,
+    (stream, seq): (Stream, u32),
+    task: FrameTask<'_>,
 ) {
     let received_ns = clock.now_ns();
     outbox.count_frame_received();
-    let worker = workers.iter().find(|w| w.stream() == stream);
     let answer_now = |deadline_ns: u64, outcome: Outcome| {
-        let record = timing_record((frame.seq, deadline_ns), stream, outcome, [received_ns; 3]);
+        let record = timing_record((seq, deadline_ns), stream, outcome, [received_ns; 3]);
         outbox.answer(stream, None, &record, outcome);
     };
+    let payload = match task {
+        FrameTask::Run(payload) => payload,
+        FrameTask::Report(outcome) => return answer_now(0, outcome),
+    };
+    let worker = workers.iter().find(|w| w.stream() == stream);
     let offer = |worker: &StreamWorker, deadline_us: u32, fill: &dyn Fn(&mut FrameSlot)| {
         let deadline_ns = u64::from(deadline_us) * 1000;
-        let taken = worker.offer(frame.seq, received_ns, deadline_ns, fill);
+        let taken = worker.offer(seq, received_ns, deadline_ns, fill);
         (deadline_ns, taken)
     };
     let offered = match (stream, worker) {
         (_, None) => None,
-        (Stream::Camera, Some(worker)) => match payload::read_camera_frame(frame.payload) {
+        (Stream::Camera, Some(worker)) => match payload::read_camera_frame(payload) {
             Ok((header, pixels))
                 if header.channels.get() == 3
                     && header.width.get() > 0
@@ -374,7 +354,7 @@ fn serve_frame(
             }
             _ => None,
         },
-        (Stream::Lidar, Some(worker)) => match payload::read_lidar_frame(frame.payload) {
+        (Stream::Lidar, Some(worker)) => match payload::read_lidar_frame(payload) {
             Ok((header, points)) if worker.fits(0, points.len()) => {
                 Some(offer(worker, header.deadline_us.get(), &|slot| {
                     slot.points.clear();
