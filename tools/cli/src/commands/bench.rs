@@ -65,6 +65,22 @@ enum Peer<'p, 'a> {
 }
 
 impl Peer<'_, '_> {
+    /// Writes a frame's inputs, before the timer starts: the engine's planner may reuse
+    /// an input's memory once the model has read it, so every frame sets them again
+    /// (as `cadence profile` does); onnxruntime keeps its input tensors intact.
+    fn set_inputs(&mut self, pkg: &Package<'_>, case: &VectorCase<'_>) -> Result<()> {
+        match self {
+            Self::Engine(engine) => {
+                for (io, data) in pkg.inputs().zip(case.inputs()) {
+                    engine.set_input_f32(io.name(), io.shape().dims(), data)?;
+                }
+                Ok(())
+            }
+            #[cfg(feature = "onnxruntime")]
+            Self::OnnxRuntime(_) => Ok(()),
+        }
+    }
+
     fn run(&mut self) -> Result<()> {
         match self {
             Self::Engine(engine) => Ok(engine.run()?),
@@ -140,11 +156,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let mut peers = Vec::new();
     for ((name, backend), arena) in names.into_iter().zip(arenas.iter_mut()) {
-        let mut engine = Engine::load(&pkg, backend, arena.as_mut_slice())
+        let engine = Engine::load(&pkg, backend, arena.as_mut_slice())
             .map_err(|e| anyhow!("{name}: {e}"))?;
-        for (io, data) in pkg.inputs().zip(case.inputs()) {
-            engine.set_input_f32(io.name(), io.shape().dims(), data)?;
-        }
         peers.push((name, Peer::Engine(Box::new(engine))));
     }
     if chosen.contains(&ONNXRUNTIME)
@@ -155,12 +168,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut timed = Vec::new();
     for (name, mut peer) in peers {
         for _ in 0..args.warmup {
+            peer.set_inputs(&pkg, &case)?;
             peer.run()?;
         }
         timed.push((name, peer, Vec::with_capacity(frames), 0u64));
     }
     for _ in 0..frames {
         for (_, peer, times, allocs) in &mut timed {
+            peer.set_inputs(&pkg, &case)?;
             let before = allocations();
             let start = Instant::now();
             peer.run()?;
