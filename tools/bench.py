@@ -81,6 +81,12 @@ def npy_shape(path):
         return ast.literal_eval(f.read(size).decode("latin1"))["shape"]
 
 
+def failure(done):
+    """The last line a failed command wrote on stderr (cadence's error), or its exit code."""
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else f"exit {done.returncode}"
+
+
 def compile_corpus_model(cadence, onnx):
     """Compiles `onnx` into out/bench/packages/ unless a package newer than it and the
     binary is there; returns (package, None) or (None, why not)."""
@@ -97,8 +103,7 @@ def compile_corpus_model(cadence, onnx):
         args += ["--input-shape", f"{name}={dims}", "--test-input", f"{name}={reference}"]
     done = subprocess.run(args, capture_output=True, text=True)
     if done.returncode != 0:
-        lines = [line for line in done.stderr.splitlines() if line.strip()]
-        return None, "not compiled: " + (lines[-1] if lines else f"exit {done.returncode}")
+        return None, "not compiled: " + failure(done)
     return package, None
 
 
@@ -107,8 +112,7 @@ def bench(cadence, package, frames, warmup):
     args = [cadence, "bench", str(package), "--json", "--frames", str(frames), "--warmup", str(warmup)]
     done = subprocess.run(args, capture_output=True, text=True)
     if done.returncode != 0:
-        lines = [line for line in done.stderr.splitlines() if line.strip()]
-        return None, "bench failed: " + (lines[-1] if lines else f"exit {done.returncode}")
+        return None, "bench failed: " + failure(done)
     for line in done.stderr.splitlines():
         print(f"  {package.stem}: {line}", file=sys.stderr)
     return json.loads(done.stdout), None
