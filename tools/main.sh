@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # The main job: compile the bundled camera and lidar models, check them against their
 # reference outputs, run them on the bundled sample sensor data, benchmark the Cadence
-# CPU backend against tract in the same process, then run the bundled scenario (camera
-# at 30 Hz, lidar at 10 Hz, each on its own worker) against its deadlines: the
-# schedulability verdict, a reproducible simulation, and the deadline profiler's report
-# on the host's clock.
+# CPU backend against onnxruntime and tract in the same process (onnxruntime from
+# ORT_DYLIB_PATH, else tools/setup-onnxruntime.sh installs it), then run the bundled
+# scenario (camera at 30 Hz, lidar at 10 Hz, each on its own worker) against its
+# deadlines: the schedulability verdict, a reproducible simulation, and the deadline
+# profiler's report on the host's clock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash tools/build-models.sh
+if [ -z "${ORT_DYLIB_PATH:-}" ]; then
+    ORT_DYLIB_PATH="$(bash tools/setup-onnxruntime.sh)"
+fi
+export ORT_DYLIB_PATH
 cadence=target/release/cadence
 out=out/main
 mkdir -p "$out"
@@ -20,7 +25,7 @@ echo; echo "=== camera detector on a real photograph (models/data/camera/frame_0
 echo; echo "=== lidar pillar feature net on a real sweep (models/data/lidar) ==="
 "$cadence" run models/lidar/pfn.cpk --input pillars=models/data/lidar/sweep_000.npy --output-dir "$out/lidar"
 
-echo; echo "=== Cadence CPU backend vs tract, same process ==="
+echo; echo "=== Cadence CPU backend vs onnxruntime and tract, same process ==="
 for pkg in models/camera/camera_det.cpk models/camera/camera_det_pruned.cpk \
            models/lidar/pfn.cpk models/lidar/backbone.cpk models/lidar/backbone_pruned.cpk; do
     "$cadence" bench "$pkg" --frames "${CADENCE_BENCH_FRAMES:-30}"

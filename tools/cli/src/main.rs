@@ -1,5 +1,5 @@
 //! `cadence`: compile ONNX models into packages, inspect them, run them, check them
-//! against their test vectors, and benchmark them against tract.
+//! against their test vectors, and benchmark them against tract and onnxruntime.
 
 mod backends;
 mod commands;
@@ -31,7 +31,7 @@ enum Command {
     Selftest(commands::selftest::Args),
     /// Run one frame from .npy (or image) inputs and write the outputs as .npy.
     Run(commands::run::Args),
-    /// Time the Cadence CPU backend against tract on the same package.
+    /// Time the Cadence CPU backend against tract and onnxruntime on the same package.
     Bench(commands::bench::Args),
     /// Remove conv output channels (structured pruning) and report MACs, latency, deviation.
     Prune(commands::prune::Args),

@@ -7,8 +7,14 @@ use std::process::{Command, Output};
 use cadence_compiler::onnx_build::{Attr, OnnxBuilder};
 
 fn cadence(args: &[&str]) -> Output {
+    cadence_with_env(args, &[])
+}
+
+/// Runs `cadence` with these environment variables set.
+fn cadence_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cadence"))
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("cadence runs")
 }
@@ -60,12 +66,18 @@ fn write_small_model(dir: &Path) -> PathBuf {
     path
 }
 
+/// Compiles the small model into `dir`; returns the package and what compile printed.
+fn compile_small_package(dir: &Path) -> (PathBuf, String) {
+    let onnx = write_small_model(dir);
+    let pkg = dir.join("small.cpk");
+    let printed = ok(&["compile", s(&onnx), "-o", s(&pkg)]);
+    (pkg, printed)
+}
+
 #[test]
 fn compile_inspect_selftest_run_bench() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let onnx = write_small_model(dir.path());
-    let pkg = dir.path().join("small.cpk");
-    let printed = ok(&["compile", s(&onnx), "-o", s(&pkg)]);
+    let (pkg, printed) = compile_small_package(dir.path());
     for word in ["arena", "MACs", "parameters"] {
         assert!(
             printed.contains(word),
@@ -119,15 +131,105 @@ fn compile_inspect_selftest_run_bench() {
 
     let bench: serde_json::Value =
         serde_json::from_str(&ok(&["bench", s(&pkg), "--frames", "20", "--json"])).expect("json");
-    for backend in ["cadence", "tract"] {
-        for key in ["p50_ms", "p99_ms", "max_ms", "allocs_per_frame"] {
+    assert_has_figures(&bench, &["cadence", "tract"]);
+    assert_eq!(bench["cadence"]["allocs_per_frame"], 0.0);
+}
+
+/// Asserts `bench --json` output has every figure for each of `peers`.
+fn assert_has_figures(bench: &serde_json::Value, peers: &[&str]) {
+    for peer in peers {
+        for key in ["p50_ms", "p99_ms", "p999_ms", "max_ms", "allocs_per_frame"] {
             assert!(
-                bench[backend][key].is_number(),
-                "bench lacks {backend}.{key}: {bench}"
+                bench[peer][key].is_number(),
+                "bench lacks {peer}.{key}: {bench}"
             );
         }
     }
-    assert_eq!(bench["cadence"]["allocs_per_frame"], 0.0);
+}
+
+/// Runs `cadence bench` on `pkg` with ORT_DYLIB_PATH set to `library`.
+#[cfg(feature = "onnxruntime")]
+fn bench_with_onnxruntime_at(pkg: &Path, library: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["bench", s(pkg), "--frames", "10", "--warmup", "1"];
+    args.extend_from_slice(extra);
+    cadence_with_env(&args, &[("ORT_DYLIB_PATH", library)])
+}
+
+#[cfg(feature = "onnxruntime")]
+#[test]
+fn bench_times_onnxruntime_on_the_source_onnx() {
+    let library = match std::env::var("ORT_DYLIB_PATH") {
+        Ok(path) if Path::new(&path).is_file() => path,
+        _ => {
+            eprintln!(
+                "skipped: ORT_DYLIB_PATH does not name onnxruntime's library; \
+                 `export ORT_DYLIB_PATH=\"$(bash tools/setup-onnxruntime.sh)\"` (tools/test.sh does)"
+            );
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (pkg, _) = compile_small_package(dir.path());
+
+    let out = bench_with_onnxruntime_at(&pkg, &library, &["--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let bench: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_has_figures(&bench, &["cadence", "tract", "onnxruntime"]);
+    let ratio = bench["cadence_over_onnxruntime_p50"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no cadence_over_onnxruntime_p50: {bench}"));
+    let expected = bench["cadence"]["p50_ms"].as_f64().expect("number")
+        / bench["onnxruntime"]["p50_ms"].as_f64().expect("number");
+    assert!((ratio - expected).abs() <= 1e-9 * expected, "{bench}");
+
+    let out = bench_with_onnxruntime_at(&pkg, &library, &[]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success()
+            && table.contains("| onnxruntime")
+            && table.contains("cadence p50 / onnxruntime p50 ="),
+        "{table}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[cfg(feature = "onnxruntime")]
+#[test]
+fn bench_without_onnxruntime_benches_the_rest_and_says_how_to_get_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (pkg, _) = compile_small_package(dir.path());
+    let not_a_library = dir.path().join("libonnxruntime.so");
+    std::fs::write(&not_a_library, "not a shared library").expect("write");
+    for library in ["/nonexistent", s(&not_a_library), ""] {
+        let out = bench_with_onnxruntime_at(&pkg, library, &["--json"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "ORT_DYLIB_PATH={library}: {stderr}");
+        let hints: Vec<&str> = stderr
+            .lines()
+            .filter(|line| line.contains("tools/setup-onnxruntime.sh"))
+            .collect();
+        assert!(
+            hints.len() == 1 && hints[0].starts_with("onnxruntime not benched: "),
+            "ORT_DYLIB_PATH={library}: {stderr}"
+        );
+        let bench: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_has_figures(&bench, &["cadence", "tract"]);
+        assert!(
+            bench.get("onnxruntime").is_none() && bench["cadence_over_onnxruntime_p50"].is_null(),
+            "{bench}"
+        );
+    }
+
+    // Named, it is required: an error with the same advice, not a panic.
+    let out = bench_with_onnxruntime_at(&pkg, "/nonexistent", &["--backend", "onnxruntime"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && stderr.contains("tools/setup-onnxruntime.sh")
+            && !stderr.contains("panicked"),
+        "{stderr}"
+    );
 }
 
 fn write_npy(path: &Path, shape: &[u64], data: &[f32]) {

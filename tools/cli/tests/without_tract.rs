@@ -55,3 +55,21 @@ fn selftest_checks_the_cpu_backend_alone() {
     let args = ["selftest", package, "--backend", "tract"];
     assert_names_the_feature(&args, &cadence(&args));
 }
+
+#[test]
+fn bench_names_the_onnxruntime_feature() {
+    let package = common::packages().get("pfn");
+    let args = [
+        "bench",
+        package.to_str().expect("UTF-8 path"),
+        "--backend",
+        "onnxruntime",
+    ];
+    let out = cadence(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("--features onnxruntime"),
+        "cadence {args:?}: {:?}\n{stderr}",
+        out.status
+    );
+}

@@ -1,6 +1,9 @@
-//! `cadence bench`: the Cadence CPU backend and tract (or the backends named with
-//! `--backend`, e.g. `--backend cpu --backend cuda`) on the same package, same inputs,
-//! same process, frame by frame in turn so machine noise hits all alike.
+//! `cadence bench`: the Cadence CPU backend, tract and onnxruntime (or the backends named
+//! with `--backend`, e.g. `--backend cpu --backend cuda`) on the same package, same
+//! inputs, same process, frame by frame in turn so machine noise hits all alike.
+
+#[cfg(feature = "onnxruntime")]
+mod onnxruntime;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,12 +12,17 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow};
 use cadence_hal::cpu::simd_level;
 use cadence_runtime::engine::Engine;
+use cadence_runtime::package::{Package, VectorCase};
 use comfy_table::Table;
 use serde_json::json;
 
 use super::{parse_package, read_package};
-use crate::backends;
+use crate::backends::{self, AnyBackend};
 use cadence_alloc_count::allocations;
+
+/// onnxruntime's name in `--backend`, the table and the JSON report. It is a peer, not a
+/// Cadence backend: it runs its own session on the source ONNX, outside Cadence's engine.
+const ONNXRUNTIME: &str = "onnxruntime";
 
 /// Arguments of `cadence bench`.
 #[derive(clap::Args)]
@@ -30,8 +38,9 @@ pub struct Args {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Bench only these backends (repeat the flag; default: every backend built in).
-    /// `cuda` is benched only when named.
+    /// Bench only these backends (repeat the flag; default: every backend built in, and
+    /// `onnxruntime` when ORT_DYLIB_PATH names its library). `cuda` is benched only when
+    /// named.
     #[arg(long = "backend")]
     backends: Vec<String>,
 }
@@ -43,6 +52,75 @@ struct Figures {
     p999_ms: f64,
     max_ms: f64,
     allocs_per_frame: f64,
+}
+
+/// One peer timed frame by frame.
+enum Peer<'p, 'a> {
+    /// Cadence's engine on a backend (tract included: it runs behind the engine); boxed,
+    /// it is several times the size of the other variant.
+    Engine(Box<Engine<'p, 'a, AnyBackend>>),
+    /// onnxruntime's own session on the source ONNX.
+    #[cfg(feature = "onnxruntime")]
+    OnnxRuntime(onnxruntime::Peer),
+}
+
+impl Peer<'_, '_> {
+    /// Writes a frame's inputs, before the timer starts: the engine's planner may reuse
+    /// an input's memory once the model has read it, so every frame sets them again
+    /// (as `cadence profile` does); onnxruntime keeps its input tensors intact.
+    fn set_inputs(&mut self, pkg: &Package<'_>, case: &VectorCase<'_>) -> Result<()> {
+        match self {
+            Self::Engine(engine) => {
+                for (io, data) in pkg.inputs().zip(case.inputs()) {
+                    engine.set_input_f32(io.name(), io.shape().dims(), data)?;
+                }
+                Ok(())
+            }
+            #[cfg(feature = "onnxruntime")]
+            Self::OnnxRuntime(_) => Ok(()),
+        }
+    }
+
+    fn run(&mut self) -> Result<()> {
+        match self {
+            Self::Engine(engine) => Ok(engine.run()?),
+            #[cfg(feature = "onnxruntime")]
+            Self::OnnxRuntime(peer) => peer.run(),
+        }
+    }
+}
+
+/// onnxruntime on `pkg`, if its library loads. When it does not, that is an error if
+/// the user named onnxruntime, else one line on stderr with the reason and how to get
+/// the library, and the bench goes on without it.
+#[cfg(feature = "onnxruntime")]
+fn onnxruntime_peer(
+    pkg: &Package<'_>,
+    case: &VectorCase<'_>,
+    named: bool,
+) -> Result<Option<Peer<'static, 'static>>> {
+    match onnxruntime::load() {
+        Ok(environment) => {
+            Ok(onnxruntime::Peer::for_package(&environment, pkg, case)?.map(Peer::OnnxRuntime))
+        }
+        Err(e) if named => Err(anyhow!("backend `{ONNXRUNTIME}`: {e}")),
+        Err(e) => {
+            eprintln!("{ONNXRUNTIME} not benched: {e}");
+            Ok(None)
+        }
+    }
+}
+
+/// This build has no onnxruntime: naming it is an error that says how to get it.
+#[cfg(not(feature = "onnxruntime"))]
+fn onnxruntime_peer(
+    _pkg: &Package<'_>,
+    _case: &VectorCase<'_>,
+    _named: bool,
+) -> Result<Option<Peer<'static, 'static>>> {
+    Err(anyhow!(
+        "backend `{ONNXRUNTIME}` is not built into this `cadence`; rebuild with `cargo build --release -p cadence-cli --features {ONNXRUNTIME}`"
+    ))
 }
 
 /// The `p`-th percentile (nearest rank) of `sorted` (ascending, not empty).
@@ -61,42 +139,52 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .context("the package has no test vectors to use as bench inputs")?;
     let frames = args.frames.max(1);
 
+    let named = !args.backends.is_empty();
+    let chosen: Vec<&str> = if named {
+        args.backends.iter().map(String::as_str).collect()
+    } else {
+        let onnxruntime = cfg!(feature = "onnxruntime").then_some(ONNXRUNTIME);
+        backends::BUILT_IN.into_iter().chain(onnxruntime).collect()
+    };
     let mut arenas = Vec::new();
     let mut names = Vec::new();
-    let chosen: Vec<&str> = if args.backends.is_empty() {
-        backends::BUILT_IN.to_vec()
-    } else {
-        args.backends.iter().map(String::as_str).collect()
-    };
-    for name in chosen {
+    for &name in chosen.iter().filter(|&&name| name != ONNXRUNTIME) {
         if let Some(backend) = backends::create(name, &pkg)? {
             arenas.push(backends::arena_for(&pkg));
             names.push((name, backend));
         }
     }
-    let mut engines = Vec::new();
+    let mut peers = Vec::new();
     for ((name, backend), arena) in names.into_iter().zip(arenas.iter_mut()) {
-        let mut engine = Engine::load(&pkg, backend, arena.as_mut_slice())
+        let engine = Engine::load(&pkg, backend, arena.as_mut_slice())
             .map_err(|e| anyhow!("{name}: {e}"))?;
-        for (io, data) in pkg.inputs().zip(case.inputs()) {
-            engine.set_input_f32(io.name(), io.shape().dims(), data)?;
-        }
+        peers.push((name, Peer::Engine(Box::new(engine))));
+    }
+    if chosen.contains(&ONNXRUNTIME)
+        && let Some(peer) = onnxruntime_peer(&pkg, &case, named)?
+    {
+        peers.push((ONNXRUNTIME, peer));
+    }
+    let mut timed = Vec::new();
+    for (name, mut peer) in peers {
         for _ in 0..args.warmup {
-            engine.run()?;
+            peer.set_inputs(&pkg, &case)?;
+            peer.run()?;
         }
-        engines.push((name, engine, Vec::with_capacity(frames), 0u64));
+        timed.push((name, peer, Vec::with_capacity(frames), 0u64));
     }
     for _ in 0..frames {
-        for (_, engine, times, allocs) in &mut engines {
+        for (_, peer, times, allocs) in &mut timed {
+            peer.set_inputs(&pkg, &case)?;
             let before = allocations();
             let start = Instant::now();
-            engine.run()?;
+            peer.run()?;
             let elapsed = start.elapsed().as_secs_f64() * 1e3;
             *allocs += allocations() - before;
             times.push(elapsed);
         }
     }
-    let results: Vec<(&str, Figures)> = engines
+    let results: Vec<(&str, Figures)> = timed
         .into_iter()
         .map(|(name, _, mut times, allocs)| {
             times.sort_by(f64::total_cmp);
@@ -112,10 +200,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .collect();
 
     let by = |n: &str| results.iter().find(|(name, _)| *name == n).map(|(_, f)| f);
-    let speedup = match (by("cpu"), by("tract")) {
-        (Some(c), Some(t)) => Some(t.p50_ms / c.p50_ms),
+    let p50_ratio = |over: &str, under: &str| match (by(over), by(under)) {
+        (Some(o), Some(u)) => Some(o.p50_ms / u.p50_ms),
         _ => None,
     };
+    let tract_over_cadence = p50_ratio("tract", "cpu");
+    let cadence_over_onnxruntime = p50_ratio("cpu", ONNXRUNTIME);
     if args.json {
         let mut out = serde_json::Map::new();
         for (name, f) in &results {
@@ -125,7 +215,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 json!({"p50_ms": f.p50_ms, "p99_ms": f.p99_ms, "p999_ms": f.p999_ms, "max_ms": f.max_ms, "allocs_per_frame": f.allocs_per_frame}),
             );
         }
-        out.insert("tract_over_cadence_p50".into(), json!(speedup));
+        out.insert("tract_over_cadence_p50".into(), json!(tract_over_cadence));
+        out.insert(
+            "cadence_over_onnxruntime_p50".into(),
+            json!(cadence_over_onnxruntime),
+        );
         out.insert("frames".into(), json!(frames));
         out.insert("simd".into(), json!(simd_level()));
         out.insert("arena_bytes".into(), json!(pkg.arena_bytes()));
@@ -163,12 +257,20 @@ pub fn run(args: Args) -> Result<ExitCode> {
         ]);
     }
     println!(
-        "bench {} ({frames} frames each, 1 thread)",
+        "bench {} ({frames} frames each, 1 thread each)",
         args.package.display()
     );
     println!("{table}");
-    if let Some(s) = speedup {
-        println!("tract p50 / cadence p50 = {s:.2}x");
+    if let Some(ratio) = tract_over_cadence {
+        println!("tract p50 / cadence p50 = {ratio:.2}x");
+    }
+    if let Some(ratio) = cadence_over_onnxruntime {
+        println!("cadence p50 / onnxruntime p50 = {ratio:.2}x");
+    }
+    if by(ONNXRUNTIME).is_some() {
+        println!(
+            "onnxruntime's allocs/frame are those through Rust's allocator (the ort wrapper); its C++ heap is not counted"
+        );
     }
     println!(
         "arena {} bytes, lower bound {} bytes ({:.3}x)",
