@@ -3,7 +3,9 @@
 //! - [`plan`] and [`op`]: the static execution plan the compiler emits and every
 //!   backend executes, with the validation that makes it safe to run;
 //! - [`Accelerator`]: the trait a backend implements (two methods: `prepare` at load,
-//!   `run` per frame);
+//!   `run` per frame; `run_timed` for per-layer profiles where a backend can);
+//! - [`backends`]: the registry of backends ([`BackendKind`]: names, features, probes)
+//!   and, with `std`, `AnyBackend`, one chosen at run time;
 //! - [`Clock`]: the time source the scheduler reads;
 //! - backends: [`cpu`] (portable kernels, `no_std`, allocation-free) and, with the
 //!   `tract` feature, [`tract`] (runs the source ONNX, for comparison), and with the
@@ -11,6 +13,7 @@
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
 pub mod accelerator;
+pub mod backends;
 pub mod clock;
 pub mod cpu;
 #[cfg(feature = "cuda")]
@@ -21,7 +24,8 @@ pub mod shape;
 #[cfg(feature = "tract")]
 pub mod tract;
 
-pub use accelerator::{Accelerator, BackendError};
+pub use accelerator::{Accelerator, BackendError, StepTiming};
+pub use backends::BackendKind;
 #[cfg(feature = "embassy-time")]
 pub use clock::EmbassyClock;
 #[cfg(feature = "std")]
