@@ -73,12 +73,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
             ]);
         }
     }
-    let tol = pkg.tolerance();
     println!(
-        "selftest {} (tolerance |got - expected| <= {} + {} * |expected|)",
+        "selftest {} (tolerance {}: |got - expected| <= abs + rel * |expected|)",
         args.package.display(),
-        tol.abs,
-        tol.rel
+        pkg.tolerance()
     );
     println!("{table}");
     Ok(if all_passed {
