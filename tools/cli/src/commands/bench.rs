@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
+use cadence_hal::BackendKind;
 use cadence_hal::cpu::simd_level;
 use cadence_runtime::engine::Engine;
 use comfy_table::Table;
@@ -33,7 +34,7 @@ pub struct Args {
     /// Bench only these backends (repeat the flag; default: every backend built in).
     /// `cuda` is benched only when named.
     #[arg(long = "backend")]
-    backends: Vec<String>,
+    backends: Vec<BackendKind>,
 }
 
 /// Latency figures of one backend.
@@ -63,15 +64,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
     let mut arenas = Vec::new();
     let mut names = Vec::new();
-    let chosen: Vec<&str> = if args.backends.is_empty() {
-        backends::BUILT_IN.to_vec()
+    let chosen: Vec<BackendKind> = if args.backends.is_empty() {
+        BackendKind::defaults().collect()
     } else {
-        args.backends.iter().map(String::as_str).collect()
+        args.backends.clone()
     };
-    for name in chosen {
-        if let Some(backend) = backends::create(name, &pkg)? {
+    for kind in chosen {
+        if let Some(backend) = backends::create(kind, &pkg)? {
             arenas.push(backends::arena_for(&pkg));
-            names.push((name, backend));
+            names.push((kind.name(), backend));
         }
     }
     let mut engines = Vec::new();
