@@ -46,4 +46,8 @@ pub fn check(model: &OnnxBuilder) {
 }
 
 /// Deterministic pseudo-random values in [-1, 1).
+#[allow(
+    unused_imports,
+    reason = "each test binary uses its own part of this module"
+)]
 pub use cadence_test_data::values;
