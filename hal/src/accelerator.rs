@@ -2,6 +2,7 @@
 
 use core::fmt;
 
+use crate::clock::Clock;
 use crate::plan::{Plan, PlanError};
 
 /// Longest backend fault detail kept, in bytes; longer messages are cut.
@@ -103,6 +104,17 @@ impl fmt::Display for BackendError {
     }
 }
 
+/// What [`Accelerator::run_timed`] measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepTiming {
+    /// `step_ns[i]` holds the nanoseconds step `i` took.
+    PerStep,
+    /// The backend runs the plan as one unit (a captured CUDA graph, tract's whole
+    /// model), so its steps cannot be timed apart: the frame ran and `step_ns` holds
+    /// zeroes. Time the whole call instead.
+    WholeFrame,
+}
+
 /// A device that executes Cadence plans: the CPU, a GPU, an NPU.
 ///
 /// The runtime's `Engine` owns one accelerator and drives it in two phases:
@@ -110,15 +122,30 @@ impl fmt::Display for BackendError {
 /// 1. **Load**: [`Accelerator::prepare`] is called once with a plan that has already
 ///    passed [`Plan::validate`]. This is the only place a backend may allocate (device
 ///    buffers, streams, compiled kernels, captured graphs).
-/// 2. **Frames**: [`Accelerator::run`] is called once per frame. The caller has written
-///    the inputs into `arena` at their tensor offsets; when `run` returns `Ok`, every
-///    output tensor's bytes in `arena` hold the result. `run` must not allocate, must
-///    not block on anything but the device, and must leave the backend ready for the
-///    next frame even when it returns an error.
+/// 2. **Frames**: [`Accelerator::run`] (or [`Accelerator::run_timed`]) is called once
+///    per frame with **the plan `prepare` saw**: same steps, tensors and weights, so a
+///    backend may run what it built from it at load (a device backend replays the graph
+///    it captured and does not read the plan again). The `Engine` keeps the plan it
+///    prepared the backend with and is the only caller of `run`; a caller that drives
+///    a backend itself must do the same, and call `prepare` again for another plan.
+///    The caller has written the inputs into `arena` at their tensor offsets; when
+///    `run` returns `Ok`, every output tensor's bytes in `arena` hold the result. `run`
+///    must not allocate, must not block on anything but the device, and must leave the
+///    backend ready for the next frame even when it returns an error.
 ///
 /// Weights are read from `plan.weights` (for a device: uploaded once in `prepare`).
 /// Activations live in `arena`; a device backend uses it as the host staging area for
 /// inputs and outputs only.
+///
+/// A reference backend (tract, see [`crate::backends::BackendKind::is_reference`])
+/// allocates per frame and so breaks the "`run` must not allocate" rule on purpose: it
+/// is there to compare results and speed against, never to run a frame path with a
+/// deadline.
+///
+/// The trait does not require `Send`, so a firmware backend may hold `!Send` handles.
+/// A host scheduler worker owns its backend on its own thread, so everything a worker
+/// runs needs `Accelerator + Send` (the host's `Pipeline` is a job runner only then);
+/// every backend in this crate is `Send`.
 ///
 /// # Example
 ///
@@ -153,6 +180,26 @@ pub trait Accelerator {
 
     /// Runs one frame of `plan` over `arena`; see the trait docs.
     fn run(&mut self, plan: &Plan<'_>, arena: &mut [u8]) -> Result<(), BackendError>;
+
+    /// Runs one frame like [`Accelerator::run`] (same outputs, bit for bit) and, where
+    /// the backend can, writes into `step_ns[i]` the nanoseconds `clock` saw step `i`
+    /// take: the per-layer profile. `step_ns` holds one entry per plan step. Like
+    /// `run`, it must not allocate.
+    ///
+    /// The default runs the whole frame and reports [`StepTiming::WholeFrame`], so
+    /// every backend can be profiled frame by frame; a backend that runs steps one by
+    /// one overrides it.
+    fn run_timed(
+        &mut self,
+        plan: &Plan<'_>,
+        arena: &mut [u8],
+        _clock: &dyn Clock,
+        step_ns: &mut [u64],
+    ) -> Result<StepTiming, BackendError> {
+        step_ns.fill(0);
+        self.run(plan, arena)?;
+        Ok(StepTiming::WholeFrame)
+    }
 }
 
 impl<A: Accelerator + ?Sized> Accelerator for &mut A {
@@ -164,5 +211,14 @@ impl<A: Accelerator + ?Sized> Accelerator for &mut A {
     }
     fn run(&mut self, plan: &Plan<'_>, arena: &mut [u8]) -> Result<(), BackendError> {
         (**self).run(plan, arena)
+    }
+    fn run_timed(
+        &mut self,
+        plan: &Plan<'_>,
+        arena: &mut [u8],
+        clock: &dyn Clock,
+        step_ns: &mut [u64],
+    ) -> Result<StepTiming, BackendError> {
+        (**self).run_timed(plan, arena, clock, step_ns)
     }
 }

@@ -5,7 +5,9 @@
 //! - [`scalar`]: `exp`, `floor`, `sigmoid` without `std`, one definition for the
 //!   kernels and the models' post-processing;
 //! - [`Accelerator`]: the trait a backend implements (two methods: `prepare` at load,
-//!   `run` per frame);
+//!   `run` per frame; `run_timed` for per-layer profiles where a backend can);
+//! - [`backends`]: the registry of backends ([`BackendKind`]: names, features, probes)
+//!   and, with `std`, `AnyBackend`, one chosen at run time;
 //! - [`Clock`]: the time source the scheduler reads;
 //! - backends: [`cpu`] (portable kernels, `no_std`, allocation-free) and, with the
 //!   `tract` feature, [`tract`] (runs the source ONNX, for comparison), and with the
@@ -13,6 +15,7 @@
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
 pub mod accelerator;
+pub mod backends;
 pub mod clock;
 pub mod cpu;
 #[cfg(feature = "cuda")]
@@ -24,7 +27,8 @@ pub mod shape;
 #[cfg(feature = "tract")]
 pub mod tract;
 
-pub use accelerator::{Accelerator, BackendError};
+pub use accelerator::{Accelerator, BackendError, StepTiming};
+pub use backends::BackendKind;
 #[cfg(feature = "embassy-time")]
 pub use clock::EmbassyClock;
 #[cfg(feature = "std")]

@@ -1,8 +1,12 @@
-//! The tract backend: runs a package's source ONNX with tract, reading inputs from and
-//! writing outputs to the same arena the CPU backend uses.
+//! The tract backend, a **reference backend**: runs a package's source ONNX with
+//! tract, reading inputs from and writing outputs to the same arena the CPU backend
+//! uses.
 //!
 //! It exists for comparison (`cadence bench`, `cadence selftest`): tract allocates on
-//! every run, so it never belongs in a frame path with a deadline.
+//! every run, so it breaks the [`Accelerator`] rule that `run` does not allocate and
+//! never belongs in a frame path with a deadline (scenarios refuse it, see
+//! [`BackendKind::is_reference`]). It runs the whole model as one unit, so
+//! [`Accelerator::run_timed`] times frames, not steps.
 
 use std::vec::Vec;
 
@@ -10,9 +14,10 @@ use tract_onnx::prelude::*;
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::accelerator::{Accelerator, BackendError};
+use crate::backends::BackendKind;
 use crate::plan::Plan;
 
-const NAME: &str = "tract";
+const NAME: &str = BackendKind::Tract.name();
 
 /// A model input or output as the backend binds it: the plan tensor it lives in.
 #[derive(Clone, Debug)]
@@ -23,7 +28,8 @@ pub struct Binding {
     pub shape: Vec<usize>,
 }
 
-/// Runs the source ONNX through tract.
+/// Runs the source ONNX through tract: a reference to compare against (see the module
+/// docs), allocating per frame.
 pub struct TractBackend {
     onnx: Vec<u8>,
     inputs: Vec<Binding>,

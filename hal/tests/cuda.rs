@@ -25,18 +25,7 @@ fn shape(dims: &[usize]) -> Shape {
     Shape::new(dims).unwrap()
 }
 
-/// `n` values in `[-1, 1)`, reproducible.
-fn data(seed: u64, n: usize) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
-}
+use cadence_test_data::values as data;
 
 /// A plan built step by step: arena tensors bump-allocated at [`TENSOR_ALIGN`],
 /// constants appended to a weights section.

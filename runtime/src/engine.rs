@@ -7,9 +7,10 @@
 
 use core::fmt;
 
-use cadence_hal::cpu::CpuBackend;
 use cadence_hal::plan::TENSOR_ALIGN;
-use cadence_hal::{Accelerator, BackendError, Clock, DType, MAX_RANK, Plan, PlanError, Shape};
+use cadence_hal::{
+    Accelerator, BackendError, Clock, DType, MAX_RANK, Plan, PlanError, Shape, StepTiming,
+};
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::package::{IoSpec, NanPolicy, Package, Tolerance};
@@ -436,6 +437,33 @@ impl<'p, 'a, B: Accelerator> Engine<'p, 'a, B> {
         self.plan.steps.len()
     }
 
+    /// Runs one frame like [`Engine::run`] (same checks, same outputs, bit for bit)
+    /// through [`Accelerator::run_timed`]: on a backend that runs steps one by one
+    /// ([`StepTiming::PerStep`]), `step_ns[i]` gets the nanoseconds `clock` saw step `i`
+    /// take, the per-layer profile; on one that runs the plan as a unit,
+    /// [`StepTiming::WholeFrame`] says only the frame can be timed. Reading the clock is
+    /// the only cost added; nothing is allocated. `step_ns` must hold
+    /// [`Engine::step_count`] entries.
+    pub fn run_timed(
+        &mut self,
+        clock: &impl Clock,
+        step_ns: &mut [u64],
+    ) -> Result<StepTiming, EngineError> {
+        self.outputs_valid = false;
+        if step_ns.len() != self.plan.steps.len() {
+            return Err(EngineError::StepTimesLength {
+                steps: self.plan.steps.len(),
+                given: step_ns.len(),
+            });
+        }
+        self.check_inputs()?;
+        let timing = self
+            .backend
+            .run_timed(&self.plan, self.arena, clock, step_ns)?;
+        self.outputs_valid = true;
+        Ok(timing)
+    }
+
     /// Checks every input against its NaN policy.
     fn check_inputs(&self) -> Result<(), EngineError> {
         for io in self.package.inputs() {
@@ -543,36 +571,6 @@ impl<'p, 'a, B: Accelerator> Engine<'p, 'a, B> {
     fn tensor(&self, index: u32) -> Result<&[f32], EngineError> {
         let range = self.plan.byte_range(index);
         <[f32]>::ref_from_bytes(&self.arena[range]).map_err(|_| EngineError::MisalignedArena)
-    }
-}
-
-impl Engine<'_, '_, CpuBackend> {
-    /// Runs one frame like [`Engine::run`] (same checks, same outputs, bit for bit),
-    /// one plan step at a time, and writes into `step_ns[i]` the nanoseconds `clock`
-    /// saw step `i` take: the per-layer profile. Reading the clock is the only cost
-    /// added; nothing is allocated. `step_ns` must hold [`Engine::step_count`] entries.
-    pub fn run_timed(
-        &mut self,
-        clock: &impl Clock,
-        step_ns: &mut [u64],
-    ) -> Result<(), EngineError> {
-        self.outputs_valid = false;
-        if step_ns.len() != self.plan.steps.len() {
-            return Err(EngineError::StepTimesLength {
-                steps: self.plan.steps.len(),
-                given: step_ns.len(),
-            });
-        }
-        self.check_inputs()?;
-        let mut before = clock.now_ns();
-        for (index, slot) in step_ns.iter_mut().enumerate() {
-            CpuBackend::run_step(&self.plan, index, self.arena)?;
-            let after = clock.now_ns();
-            *slot = after.saturating_sub(before);
-            before = after;
-        }
-        self.outputs_valid = true;
-        Ok(())
     }
 }
 

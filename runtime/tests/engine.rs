@@ -4,7 +4,7 @@
 mod common;
 
 use cadence_hal::cpu::CpuBackend;
-use cadence_hal::{BackendError, DType};
+use cadence_hal::{BackendError, DType, StepTiming};
 use cadence_runtime::engine::{Engine, EngineError, TensorView};
 use cadence_runtime::package::{AlignedBytes, Package};
 use common::{ARENA_BYTES, CopyBackend};
@@ -330,9 +330,10 @@ fn a_timed_frame_matches_a_plain_one_bit_for_bit_and_times_every_step() {
         engine.set_input_f32("aux", &[1, 4], &inputs[1]).unwrap();
         let mut step_ns = vec![0; engine.step_count()];
         if timed {
-            engine
+            let timing = engine
                 .run_timed(&Ticks(std::cell::Cell::new(0)), &mut step_ns)
                 .unwrap();
+            assert_eq!(timing, StepTiming::PerStep);
         } else {
             engine.run().unwrap();
         }
@@ -374,4 +375,72 @@ fn a_timed_frame_refuses_a_wrong_sized_slice_and_bad_inputs() {
     let e = engine.run_timed(&clock, &mut vec![0; steps]).unwrap_err();
     assert!(matches!(e, EngineError::NonFiniteInput { .. }), "{e:?}");
     assert_eq!(engine.output("y").unwrap_err(), EngineError::NoOutputs);
+}
+
+/// Records where the plan it was prepared with lives, and checks every frame gets that
+/// same plan: a device backend runs what it built at load without reading the plan.
+struct SamePlan {
+    prepared: Option<(*const u8, usize)>,
+    frames: usize,
+}
+
+impl SamePlan {
+    fn identity(plan: &cadence_hal::Plan<'_>) -> (*const u8, usize) {
+        (plan.weights.as_ptr(), plan.steps.len())
+    }
+}
+
+impl cadence_hal::Accelerator for SamePlan {
+    fn name(&self) -> &'static str {
+        "same-plan"
+    }
+    fn prepare(&mut self, plan: &cadence_hal::Plan<'_>) -> Result<(), BackendError> {
+        self.prepared = Some(Self::identity(plan));
+        Ok(())
+    }
+    fn run(&mut self, plan: &cadence_hal::Plan<'_>, _: &mut [u8]) -> Result<(), BackendError> {
+        assert_eq!(self.prepared, Some(Self::identity(plan)));
+        self.frames += 1;
+        Ok(())
+    }
+}
+
+#[test]
+fn every_frame_runs_the_plan_the_backend_was_prepared_with() {
+    let bytes = common::package_bytes();
+    let package = Package::parse(&bytes).unwrap();
+    let mut arena = AlignedBytes::zeroed(ARENA_BYTES);
+    let backend = SamePlan {
+        prepared: None,
+        frames: 0,
+    };
+    let mut engine = Engine::load(&package, backend, &mut arena).unwrap();
+    engine.set_input_f32("x", &[1, 4], &X).unwrap();
+    engine.set_input_f32("aux", &[1, 4], &AUX).unwrap();
+    engine.run().unwrap();
+    let mut step_ns = vec![0; engine.step_count()];
+    engine
+        .run_timed(&cadence_hal::SimClock::new(), &mut step_ns)
+        .unwrap();
+    engine.selftest().unwrap();
+    assert!(engine.backend().frames >= 3);
+}
+
+/// A backend that runs the plan as one unit still profiles: the frame runs through
+/// the trait's default `run_timed`, which says the steps were not timed apart.
+#[test]
+fn a_backend_without_step_timing_runs_timed_frames_whole() {
+    let bytes = common::package_bytes();
+    let package = Package::parse(&bytes).unwrap();
+    let mut arena = AlignedBytes::zeroed(ARENA_BYTES);
+    let mut engine = Engine::load(&package, CopyBackend::default(), &mut arena).unwrap();
+    engine.set_input_f32("x", &[1, 4], &X).unwrap();
+    engine.set_input_f32("aux", &[1, 4], &AUX).unwrap();
+    let mut step_ns = vec![7; engine.step_count()];
+    let timing = engine
+        .run_timed(&Ticks(std::cell::Cell::new(0)), &mut step_ns)
+        .unwrap();
+    assert_eq!(timing, StepTiming::WholeFrame);
+    assert!(step_ns.iter().all(|&ns| ns == 0), "{step_ns:?}");
+    assert_eq!(engine.output("y").unwrap(), &X);
 }

@@ -11,7 +11,7 @@ use cadence_runtime::package::format::{
     VectorsHeader,
 };
 use cadence_runtime::package::{
-    AlignedBytes, Dim, IoSlot, NanPolicy, Package, PackageError, SectionKind,
+    AlignedBytes, Dim, IoSlot, NanPolicy, Package, PackageError, Preprocess, SectionKind, Tolerance,
 };
 use proptest::prelude::*;
 use zerocopy::{FromBytes, IntoBytes};
@@ -654,5 +654,41 @@ proptest! {
         }
         let bytes = AlignedBytes::from_slice(&data);
         prop_assert!(Package::parse(&bytes).is_err());
+    }
+}
+
+#[test]
+fn tolerance_and_preprocessing_read_as_words() {
+    let tolerance = Tolerance {
+        abs: 1e-4,
+        rel: 1e-3,
+    };
+    assert_eq!(tolerance.to_string(), "abs 1e-4, rel 1e-3");
+    let cases = [
+        (Preprocess::None, "none (the caller supplies the tensor)"),
+        (
+            Preprocess::CameraImagenet {
+                height: 320,
+                width: 320,
+            },
+            "camera image 320x320, scaled to [0, 1], ImageNet mean and std",
+        ),
+        (
+            Preprocess::CameraUnit {
+                height: 480,
+                width: 640,
+            },
+            "camera image 480x640, scaled to [0, 1]",
+        ),
+        (
+            Preprocess::LidarPillars {
+                max_pillars: 12000,
+                max_points: 32,
+            },
+            "lidar pillars: up to 12000 of up to 32 points each",
+        ),
+    ];
+    for (preprocess, words) in cases {
+        assert_eq!(preprocess.to_string(), words);
     }
 }

@@ -9,14 +9,16 @@ mod views;
 
 use zerocopy::FromBytes;
 
-use crate::accelerator::{Accelerator, BackendError};
+use crate::accelerator::{Accelerator, BackendError, StepTiming};
+use crate::backends::BackendKind;
+use crate::clock::Clock;
 use crate::op::Op;
 use crate::plan::{MAX_STEP_INPUTS, Plan, PlanError, Storage};
 use crate::shape::Shape;
 
 pub use kernels::simd_level;
 
-const NAME: &str = "cpu";
+const NAME: &str = BackendKind::Cpu.name();
 
 /// The portable CPU backend. Holds no state between frames: it is `Copy`, costs nothing
 /// to create, and one instance can serve several engines.
@@ -24,9 +26,9 @@ const NAME: &str = "cpu";
 pub struct CpuBackend;
 
 impl CpuBackend {
-    /// Runs step `index` of `plan` over `arena`. The engine uses it to time layers one
-    /// by one; [`Accelerator::run`] calls it for every step in order.
-    pub fn run_step(plan: &Plan<'_>, index: usize, arena: &mut [u8]) -> Result<(), BackendError> {
+    /// Runs step `index` of `plan` over `arena`. [`Accelerator::run`] and
+    /// [`Accelerator::run_timed`] call it for every step in order.
+    fn run_step(plan: &Plan<'_>, index: usize, arena: &mut [u8]) -> Result<(), BackendError> {
         let step = plan
             .steps
             .get(index)
@@ -76,5 +78,29 @@ impl Accelerator for CpuBackend {
             Self::run_step(plan, index, arena)?;
         }
         Ok(())
+    }
+
+    /// Times every step: the clock is read between steps, nothing else is added.
+    fn run_timed(
+        &mut self,
+        plan: &Plan<'_>,
+        arena: &mut [u8],
+        clock: &dyn Clock,
+        step_ns: &mut [u64],
+    ) -> Result<StepTiming, BackendError> {
+        if step_ns.len() != plan.steps.len() {
+            return Err(BackendError::fault(
+                NAME,
+                &"one step time per plan step is needed",
+            ));
+        }
+        let mut before = clock.now_ns();
+        for (index, slot) in step_ns.iter_mut().enumerate() {
+            Self::run_step(plan, index, arena)?;
+            let after = clock.now_ns();
+            *slot = after.saturating_sub(before);
+            before = after;
+        }
+        Ok(StepTiming::PerStep)
     }
 }

@@ -7,7 +7,7 @@ use super::launch::LaunchPlanError;
 use crate::accelerator::BackendError;
 
 /// Backend name in reports.
-pub const NAME: &str = "cuda";
+pub const NAME: &str = crate::backends::BackendKind::Cuda.name();
 
 /// Why the CUDA backend could not load a plan or run a frame.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]

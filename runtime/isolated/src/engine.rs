@@ -6,10 +6,10 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use cadence_hal::DType;
-use cadence_runtime::package::{AlignedBytes, IoSpec, Package};
+use cadence_runtime::package::{IoSpec, Package};
 use zerocopy::FromBytes;
 
-use crate::error::IsolatedError;
+use crate::error::{IsolatedError, PackageFileError};
 use crate::protocol::{
     ControlBlock, Outcome, WorkerState, publish, sleep_until_changed, spin_until_changed,
 };
@@ -110,16 +110,8 @@ impl IsolatedEngine {
         options: IsolatedOptions,
     ) -> Result<Self, IsolatedError> {
         let package_path = package_path.as_ref().to_path_buf();
-        let bytes =
-            AlignedBytes::read(&package_path).map_err(|reason| IsolatedError::ReadPackage {
-                path: package_path.clone(),
-                reason,
-            })?;
-        let package =
-            Package::parse(bytes.as_slice()).map_err(|reason| IsolatedError::InvalidPackage {
-                path: package_path.clone(),
-                reason,
-            })?;
+        let bytes = PackageFileError::read(&package_path)?;
+        let package = PackageFileError::parse(&package_path, &bytes)?;
         package
             .plan()
             .validate()

@@ -1,36 +1,63 @@
 //! Why an isolated engine could not start, or a frame did not complete.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::Duration;
 
 use cadence_hal::{DType, PlanError};
+use cadence_runtime::package::{AlignedBytes, Package};
 use cadence_runtime::{EngineError, PackageError};
 
 use crate::protocol::WorkerMessage;
+
+/// Why a package file could not be loaded: the parent and the worker both read it.
+#[derive(Debug, thiserror::Error)]
+pub enum PackageFileError {
+    /// The file could not be read.
+    #[error("cannot read package `{path}`: {reason}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        reason: io::Error,
+    },
+    /// The file does not parse.
+    #[error("`{path}` is not a valid package: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: PackageError,
+    },
+}
+
+impl PackageFileError {
+    /// Reads the package at `path` into an aligned buffer.
+    pub fn read(path: &Path) -> Result<AlignedBytes, Self> {
+        AlignedBytes::read(path).map_err(|reason| Self::Read {
+            path: path.to_path_buf(),
+            reason,
+        })
+    }
+
+    /// Parses `bytes`, read from `path`.
+    pub fn parse<'a>(path: &Path, bytes: &'a AlignedBytes) -> Result<Package<'a>, Self> {
+        Package::parse(bytes.as_slice()).map_err(|reason| Self::Invalid {
+            path: path.to_path_buf(),
+            reason,
+        })
+    }
+}
 
 /// Why [`IsolatedEngine`](crate::IsolatedEngine) refused to start or a frame failed.
 /// Frame errors ([`WorkerDied`](Self::WorkerDied), [`Timeout`](Self::Timeout),
 /// [`Frame`](Self::Frame)) carry no heap data, so reporting them does not allocate.
 #[derive(Debug, thiserror::Error)]
 pub enum IsolatedError {
-    /// The package file could not be read.
-    #[error("cannot read package `{path}`: {reason}")]
-    ReadPackage {
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        reason: io::Error,
-    },
-    /// The package file does not parse.
-    #[error("`{path}` is not a valid package: {reason}")]
-    InvalidPackage {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: PackageError,
-    },
+    /// The package file cannot be read or does not parse.
+    #[error(transparent)]
+    Package(#[from] PackageFileError),
     /// The package's plan does not validate.
     #[error("`{path}` has an invalid plan: {reason}; recompile the model")]
     InvalidPlan {
@@ -137,22 +164,9 @@ pub enum WorkerError {
     /// The region was not prepared by a parent of this protocol version.
     #[error("the shared region was not prepared by a matching IsolatedEngine")]
     Protocol,
-    /// The package file could not be read.
-    #[error("cannot read package `{path}`: {reason}")]
-    ReadPackage {
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        reason: io::Error,
-    },
-    /// The package file does not parse.
-    #[error("`{path}` is not a valid package: {reason}")]
-    InvalidPackage {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: PackageError,
-    },
+    /// The package file cannot be read or does not parse.
+    #[error(transparent)]
+    Package(#[from] PackageFileError),
     /// The package's arena is not the one the parent sized the region for (the file
     /// changed between the parent's read and the worker's).
     #[error(

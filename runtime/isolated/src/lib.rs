@@ -37,5 +37,5 @@ mod shared;
 pub mod worker;
 
 pub use engine::{IsolatedEngine, IsolatedOptions, WORKER_ENV, WORKER_NAME};
-pub use error::{IsolatedError, WorkerError};
+pub use error::{IsolatedError, PackageFileError, WorkerError};
 pub use protocol::{MESSAGE_CAPACITY, WorkerMessage};

@@ -6,9 +6,9 @@ use std::path::Path;
 
 use cadence_hal::cpu::CpuBackend;
 use cadence_runtime::Engine;
-use cadence_runtime::package::{AlignedBytes, Package};
+use cadence_runtime::package::AlignedBytes;
 
-use crate::error::WorkerError;
+use crate::error::{PackageFileError, WorkerError};
 use crate::protocol::{
     ControlBlock, MAGIC, Outcome, WorkerState, publish, sleep_until_changed, spin_until_changed,
 };
@@ -39,17 +39,10 @@ fn load(
     control: &ControlBlock,
     arena: &'static mut [u8],
 ) -> Result<Engine<'static, 'static, CpuBackend>, WorkerError> {
-    let bytes = AlignedBytes::read(package_path).map_err(|reason| WorkerError::ReadPackage {
-        path: package_path.to_path_buf(),
-        reason,
-    })?;
+    let bytes = PackageFileError::read(package_path)?;
     // The engine borrows the package for the rest of the process.
     let bytes: &'static AlignedBytes = Box::leak(Box::new(bytes));
-    let package =
-        Package::parse(bytes.as_slice()).map_err(|reason| WorkerError::InvalidPackage {
-            path: package_path.to_path_buf(),
-            reason,
-        })?;
+    let package = PackageFileError::parse(package_path, bytes)?;
     let region = control
         .arena_bytes
         .load(std::sync::atomic::Ordering::SeqCst) as usize;

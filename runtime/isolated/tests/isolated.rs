@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cadence_hal::cpu::CpuBackend;
-use cadence_isolated::{IsolatedEngine, IsolatedError, IsolatedOptions};
+use cadence_isolated::{IsolatedEngine, IsolatedError, IsolatedOptions, PackageFileError};
 use cadence_runtime::Engine;
 use cadence_runtime::package::{AlignedBytes, Package};
 use common::{FRAME_TIMEOUT, conv_stack, options, values, write_package};
@@ -247,6 +247,6 @@ fn start_up_failures_are_reported() {
     std::fs::write(&truncated, &std::fs::read(&path).unwrap()[..100]).unwrap();
     assert!(matches!(
         IsolatedEngine::spawn(&truncated, options()),
-        Err(IsolatedError::InvalidPackage { .. })
+        Err(IsolatedError::Package(PackageFileError::Invalid { .. }))
     ));
 }

@@ -189,6 +189,14 @@ impl Tolerance {
     }
 }
 
+/// `abs 1e-4, rel 1e-3`: each part in the shortest exponent form that reads back as
+/// the same `f32` (`1e-4` is stored as 0.00009999999747…).
+impl fmt::Display for Tolerance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "abs {:e}, rel {:e}", self.abs, self.rel)
+    }
+}
+
 /// The family a model belongs to, so tools pick the right pre- and post-processing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ModelFamily {
@@ -297,6 +305,30 @@ impl Preprocess {
             },
             _ => return None,
         })
+    }
+}
+
+/// In words, as `cadence inspect` shows it: `camera image 320x320, scaled to [0, 1],
+/// ImageNet mean and std`.
+impl fmt::Display for Preprocess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::None => f.write_str("none (the caller supplies the tensor)"),
+            Self::CameraImagenet { height, width } => write!(
+                f,
+                "camera image {height}x{width}, scaled to [0, 1], ImageNet mean and std"
+            ),
+            Self::CameraUnit { height, width } => {
+                write!(f, "camera image {height}x{width}, scaled to [0, 1]")
+            }
+            Self::LidarPillars {
+                max_pillars,
+                max_points,
+            } => write!(
+                f,
+                "lidar pillars: up to {max_pillars} of up to {max_points} points each"
+            ),
+        }
     }
 }
 

@@ -43,7 +43,7 @@ use cadence_isolated::{IsolatedError, WorkerMessage};
 use cadence_models::camera::CameraError;
 use cadence_models::detect::Detection;
 use cadence_models::lidar::{LidarDetection, LidarError};
-use cadence_models::nms::{PostConfig, PostError};
+use cadence_models::nms::{PostConfig, PostError, PostStats};
 use cadence_runtime::engine::EngineError;
 use cadence_runtime::package::{Package, PackageError};
 use cadence_scheduler::executive::{Dispatch, Mode};
@@ -349,6 +349,14 @@ pub struct Counters {
     pub non_finite_points: u64,
     /// Failed frames, by cause.
     pub failures: FailureCounts,
+}
+
+impl Counters {
+    /// Counts a decoded frame: the `kept` detections and what NMS had no room for.
+    fn count_decoded(&mut self, kept: usize, stats: &PostStats) {
+        self.detections += kept as u64;
+        self.detections_overflow += stats.overflow as u64;
+    }
 }
 
 /// Score thresholds and NMS overlap for the camera detector's outputs.

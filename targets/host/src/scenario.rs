@@ -39,6 +39,7 @@ mod run;
 
 use std::path::{Path, PathBuf};
 
+use cadence_hal::BackendKind;
 use cadence_scheduler::host::{HostError, JobRunner};
 use cadence_scheduler::task::{self, TaskId};
 use cadence_scheduler::{
@@ -50,8 +51,6 @@ use crate::pipeline::{Isolation, RunnerSpec, Sensor};
 pub use error::{Location, ScenarioError};
 pub use measure::{MeasureConfig, MeasuredBudget};
 pub use run::{RunConfig, RunReport, run_on_host};
-
-pub use crate::backend::BACKENDS;
 
 /// One accelerator of a scenario.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,7 +100,7 @@ pub struct TaskEntry {
     /// The sensor feeding it.
     pub sensor: Sensor,
     /// The backend it runs on.
-    pub backend: String,
+    pub backend: BackendKind,
     /// Where its models run: in the scheduler's worker thread, or in worker processes.
     pub isolation: Isolation,
 }
@@ -199,12 +198,12 @@ impl Scenario {
     ) -> Result<Box<dyn JobRunner>, ScenarioError> {
         let t = &self.tasks[usize::from(id)];
         let spec = self.runner_spec(id, budget_ns);
-        if t.backend == "cuda" {
+        if t.backend == BackendKind::Cuda {
             return crate::backend::load_cuda_runner(&spec).map_err(|reason| {
                 ScenarioError::BackendUnavailable {
                     at: t.at.clone(),
                     task: t.name.clone(),
-                    backend: t.backend.clone(),
+                    backend: t.backend,
                     reason: Box::new(reason),
                 }
             });

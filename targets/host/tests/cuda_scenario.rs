@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use cadence_hal::BackendKind;
 use cadence_host::scenario::{Scenario, ScenarioError};
 
 fn scenario(accelerators: &str, tasks: &str) -> Result<Scenario, ScenarioError> {
@@ -29,7 +30,7 @@ fn a_cuda_task_on_its_own_non_preemptive_accelerator_is_accepted() {
         ),
     )
     .unwrap();
-    assert_eq!(s.tasks()[0].backend, "cuda");
+    assert_eq!(s.tasks()[0].backend, BackendKind::Cuda);
     assert!(!s.accelerators()[s.tasks()[0].accelerator].preemptive);
 }
 
@@ -104,4 +105,21 @@ fn a_cuda_task_fails_at_start_without_a_driver() {
         message.contains("rebuild with `--features cuda`"),
         "{message}"
     );
+}
+
+/// A backend name is parsed into the registry's kinds; a reference backend (tract)
+/// or an unknown name is refused where the file gives it, listing the task backends.
+#[test]
+fn a_task_backend_that_is_no_frame_path_is_refused_where_it_is_given() {
+    for name in ["tract", "npu"] {
+        let err = scenario(GPU, &task("job", "gpu0", name)).unwrap_err();
+        assert!(matches!(err, ScenarioError::UnknownBackend { .. }), "{err}");
+        let message = err.to_string();
+        assert!(
+            message.starts_with("gpu.toml:9:11: task `job`: backend")
+                && message.contains(&format!("`{name}`"))
+                && message.ends_with("the backends are: cpu, cuda"),
+            "{message}"
+        );
+    }
 }

@@ -50,6 +50,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    exit_quietly_when_the_reader_leaves();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Compile(args) => commands::compile::run(args),
@@ -73,3 +74,21 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Lets a write to a closed pipe end the process silently, as Unix tools do
+/// (`cadence inspect PKG | head`). Rust ignores SIGPIPE, so such a write fails and
+/// `println!` panics with a backtrace; with the default action restored, the reader's
+/// leaving ends the process the way it ends `cat`.
+#[cfg(unix)]
+fn exit_quietly_when_the_reader_leaves() {
+    // SAFETY: `signal` with `SIG_DFL` installs no handler code, so nothing runs in
+    // signal context; it is called first in `main`, before any thread exists that
+    // could be changing the disposition at the same time.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// Elsewhere a closed pipe is an ordinary write error.
+#[cfg(not(unix))]
+fn exit_quietly_when_the_reader_leaves() {}

@@ -353,3 +353,67 @@ fn bad_inputs_get_clear_errors() {
         "1",
     ]);
 }
+
+/// Every `cadence` command's output may go to a reader that stops early (`| head`): a
+/// write to the closed pipe ends the process as SIGPIPE ends any Unix tool, without a
+/// panic or a backtrace.
+#[cfg(unix)]
+#[test]
+fn a_reader_that_closes_early_ends_cadence_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let onnx = write_small_model(dir.path());
+    let pkg = dir.path().join("small.cpk");
+    ok(&["compile", s(&onnx), "-o", s(&pkg)]);
+    let commands: [&[&str]; 4] = [
+        &["inspect", s(&pkg)],
+        &["inspect", s(&pkg), "--json", "--steps"],
+        &["selftest", s(&pkg)],
+        &["--help"],
+    ];
+    for args in commands {
+        // The reader leaves before the first write, so the first write hits a closed pipe.
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_cadence"))
+            .args(args)
+            .stdout(writer)
+            .output()
+            .expect("cadence runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.is_empty() && out.status.signal() == Some(libc::SIGPIPE),
+            "cadence {args:?}: {:?}\n{stderr}",
+            out.status
+        );
+    }
+}
+
+/// Tolerances read as their shortest decimal form and pre-processing as words, in the
+/// table and in the JSON.
+#[test]
+fn inspect_prints_tolerances_and_preprocessing_in_words() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let onnx = write_small_model(dir.path());
+    let pkg = dir.path().join("small.cpk");
+    ok(&["compile", s(&onnx), "-o", s(&pkg)]);
+    let table = ok(&["inspect", s(&pkg)]);
+    assert!(
+        table.contains("tolerance abs 1e-4, rel 1e-3")
+            && table.contains("none (the caller supplies the tensor)")
+            && !table.contains("0.0000999")
+            && !table.contains("None"),
+        "{table}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", s(&pkg), "--json"])).expect("json");
+    assert_eq!(json["tolerance"]["abs"], 1e-4);
+    assert_eq!(json["tolerance"]["rel"], 1e-3);
+    assert_eq!(json["preprocess"], "none (the caller supplies the tensor)");
+    let report = ok(&["selftest", s(&pkg)]);
+    assert!(
+        report.contains("(tolerance abs 1e-4, rel 1e-3:"),
+        "{report}"
+    );
+}

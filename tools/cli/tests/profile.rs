@@ -236,3 +236,36 @@ budget_ms = 4.0
     );
     assert!(out.join("report.html").exists());
 }
+
+/// A backend that runs the whole plan as one unit (tract) is profiled frame by frame
+/// through the `Accelerator` trait; its per-layer profile is left out and said so.
+#[test]
+fn a_backend_without_step_timing_is_profiled_frame_by_frame() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pkg = compile_model(dir.path(), "det", 4);
+    let out = dir.path().join("report");
+    let args = [
+        "profile",
+        s(&pkg),
+        "--backend",
+        "tract",
+        "--frames",
+        "4",
+        "--warmup",
+        "1",
+        "--out",
+        s(&out),
+    ];
+    let printed = ok(&args);
+    assert!(
+        printed.contains("profile on the tract backend")
+            && printed.contains("no per-layer profile for")
+            && printed.contains("runs the plan as one unit"),
+        "{printed}"
+    );
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("report.json")).expect("report.json"),
+    )
+    .expect("json");
+    assert!(report["layers"].as_array().unwrap().is_empty(), "{report}");
+}

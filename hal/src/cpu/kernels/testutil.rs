@@ -12,18 +12,8 @@ pub fn shape(dims: &[usize]) -> Shape {
     Shape::new(dims).expect("rank fits")
 }
 
-/// `n` values in `[-1, 1)` from `seed` (xorshift: reproducible, no dependency).
-pub fn data(seed: u64, n: usize) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
-}
+/// `n` values in `[-1, 1)` from `seed`, the data every Cadence test draws from.
+pub use cadence_test_data::values as data;
 
 /// The activations the fused ops are tested with.
 pub fn activation(pick: u8) -> Activation {

@@ -23,17 +23,7 @@ pub fn options() -> IsolatedOptions {
 }
 
 /// Seeded values in [-1, 1).
-pub fn values(seed: u64, count: usize) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..count)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
-}
+pub use cadence_test_data::values;
 
 /// `layers` 3×3 convs with ReLU over a `[1, channels, size, size]` input `x`, output `y`.
 pub fn conv_stack(channels: usize, size: usize, layers: usize) -> PackageBuilder {

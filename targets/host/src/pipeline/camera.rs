@@ -124,11 +124,6 @@ impl<B: Accelerator> CameraChain<B> {
         &self.detections
     }
 
-    /// The running model workers' process ids.
-    pub(super) fn worker_pids(&self) -> impl Iterator<Item = u32> + '_ {
-        self.detectors.iter().filter_map(|d| d.model.worker_pid())
-    }
-
     /// Runs `frame` on the primary or the fallback detector; an out-of-process detector
     /// gets `timeout` to answer. Allocates nothing after the first frame of each chain.
     #[expect(
@@ -165,8 +160,7 @@ impl<B: Accelerator> CameraChain<B> {
             &mut self.candidates,
             &mut self.detections,
         )?;
-        counters.detections += self.detections.len() as u64;
-        counters.detections_overflow += stats.overflow as u64;
+        counters.count_decoded(self.detections.len(), &stats);
         Ok(())
     }
 }
@@ -190,6 +184,6 @@ impl<B: Accelerator> FramePath for CameraChain<B> {
     }
 
     fn model_worker_pids(&self) -> impl Iterator<Item = u32> + '_ {
-        self.worker_pids()
+        self.detectors.iter().filter_map(|d| d.model.worker_pid())
     }
 }

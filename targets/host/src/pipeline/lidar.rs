@@ -202,13 +202,6 @@ impl<B: Accelerator> LidarChain<B> {
         &self.detections
     }
 
-    /// The running model workers' process ids.
-    pub(super) fn worker_pids(&self) -> impl Iterator<Item = u32> + '_ {
-        let pfns = self.pfns.iter().map(|p| &p.model);
-        let backbones = self.backbones.iter().map(|b| &b.model);
-        pfns.chain(backbones).filter_map(Model::worker_pid)
-    }
-
     /// Runs `sweep` (`x, y, z, intensity` per point) through the primary or the
     /// fallback chain; each out-of-process model gets `timeout` to answer. Allocates
     /// nothing after the first frame of each chain.
@@ -266,8 +259,7 @@ impl<B: Accelerator> LidarChain<B> {
             &mut self.candidates,
             &mut self.detections,
         )?;
-        counters.detections += self.detections.len() as u64;
-        counters.detections_overflow += stats.overflow as u64;
+        counters.count_decoded(self.detections.len(), &stats);
         Ok(())
     }
 }
@@ -291,6 +283,8 @@ impl<B: Accelerator> FramePath for LidarChain<B> {
     }
 
     fn model_worker_pids(&self) -> impl Iterator<Item = u32> + '_ {
-        self.worker_pids()
+        let pfns = self.pfns.iter().map(|p| &p.model);
+        let backbones = self.backbones.iter().map(|b| &b.model);
+        pfns.chain(backbones).filter_map(Model::worker_pid)
     }
 }

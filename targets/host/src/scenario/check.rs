@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
+use cadence_hal::BackendKind;
 use cadence_runtime::package::{AlignedBytes, ModelFamily, Package};
 use cadence_scheduler::task::{MAX_ACCELERATORS, MAX_TASKS, NAME_LEN};
 
 use super::raw::{RawBudget, RawIsolation, RawScenario, RawTask};
-use super::{
-    AcceleratorEntry, BACKENDS, Budget, Location, Overrun, ScenarioError, TaskEntry, ns_to_ms,
-};
+use super::{AcceleratorEntry, Budget, Location, Overrun, ScenarioError, TaskEntry, ns_to_ms};
+use crate::backend::task_backends;
 use crate::pipeline::{Isolation, Sensor};
 
 /// The values of `sensor`.
@@ -82,7 +82,7 @@ fn check_gpu_accelerators(
     accelerators: &[AcceleratorEntry],
     tasks: &[TaskEntry],
 ) -> Result<(), ScenarioError> {
-    for task in tasks.iter().filter(|t| t.backend == "cuda") {
+    for task in tasks.iter().filter(|t| t.backend == BackendKind::Cuda) {
         let accelerator = &accelerators[task.accelerator];
         let reason = if accelerator.preemptive {
             Some(format!(
@@ -92,7 +92,7 @@ fn check_gpu_accelerators(
         } else {
             tasks
                 .iter()
-                .find(|u| u.accelerator == task.accelerator && u.backend != "cuda")
+                .find(|u| u.accelerator == task.accelerator && u.backend != BackendKind::Cuda)
                 .map(|u| {
                     format!(
                         "accelerator `{}` also runs task `{}` on backend `{}`",
@@ -306,16 +306,19 @@ impl TaskChecker<'_> {
             Some(j) => self.time("release_jitter_ms", j, false)?,
         };
         let backend = match &raw.backend {
-            None => BACKENDS[0].to_owned(),
-            Some(b) if BACKENDS.contains(&b.get_ref().as_str()) => b.get_ref().clone(),
-            Some(b) => {
-                return Err(ScenarioError::UnknownBackend {
-                    at: self.at(b),
-                    task: name,
-                    backend: b.get_ref().clone(),
-                    known: BACKENDS.join(", "),
-                });
-            }
+            None => BackendKind::default(),
+            Some(b) => match b.get_ref().parse() {
+                Ok(kind) if task_backends().any(|k| k == kind) => kind,
+                _ => {
+                    let known: Vec<&str> = task_backends().map(BackendKind::name).collect();
+                    return Err(ScenarioError::UnknownBackend {
+                        at: self.at(b),
+                        task: name,
+                        backend: b.get_ref().clone(),
+                        known: known.join(", "),
+                    });
+                }
+            },
         };
         let (packages, sensor) = self.packages()?;
         if packages.is_empty() {

@@ -344,7 +344,7 @@ pub enum ScenarioError {
         /// The task's name.
         task: String,
         /// The backend.
-        backend: String,
+        backend: cadence_hal::BackendKind,
         /// Why.
         reason: Box<crate::backend::BackendStartError>,
     },

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
+use cadence_hal::BackendKind;
 use cadence_hal::cpu::simd_level;
 use cadence_runtime::engine::Engine;
 use cadence_runtime::package::{Package, VectorCase};
@@ -42,7 +43,29 @@ pub struct Args {
     /// `onnxruntime` when ORT_DYLIB_PATH names its library). `cuda` is benched only when
     /// named.
     #[arg(long = "backend")]
-    backends: Vec<String>,
+    backends: Vec<BenchPeer>,
+}
+
+/// What `--backend` may name in a bench: a Cadence backend, or onnxruntime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BenchPeer {
+    /// A backend of the registry, run behind Cadence's engine.
+    Backend(BackendKind),
+    /// onnxruntime on the source ONNX.
+    OnnxRuntime,
+}
+
+impl std::str::FromStr for BenchPeer {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        if name == ONNXRUNTIME {
+            return Ok(Self::OnnxRuntime);
+        }
+        name.parse()
+            .map(Self::Backend)
+            .map_err(|e| format!("{e}, or `{ONNXRUNTIME}` as a peer"))
+    }
 }
 
 /// Latency figures of one backend.
@@ -140,18 +163,24 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let frames = args.frames.max(1);
 
     let named = !args.backends.is_empty();
-    let chosen: Vec<&str> = if named {
-        args.backends.iter().map(String::as_str).collect()
+    let chosen: Vec<BenchPeer> = if named {
+        args.backends.clone()
     } else {
-        let onnxruntime = cfg!(feature = "onnxruntime").then_some(ONNXRUNTIME);
-        backends::BUILT_IN.into_iter().chain(onnxruntime).collect()
+        let onnxruntime = cfg!(feature = "onnxruntime").then_some(BenchPeer::OnnxRuntime);
+        BackendKind::defaults()
+            .map(BenchPeer::Backend)
+            .chain(onnxruntime)
+            .collect()
     };
     let mut arenas = Vec::new();
     let mut names = Vec::new();
-    for &name in chosen.iter().filter(|&&name| name != ONNXRUNTIME) {
-        if let Some(backend) = backends::create(name, &pkg)? {
+    for &peer in &chosen {
+        let BenchPeer::Backend(kind) = peer else {
+            continue;
+        };
+        if let Some(backend) = backends::create(kind, &pkg)? {
             arenas.push(backends::arena_for(&pkg));
-            names.push((name, backend));
+            names.push((kind.name(), backend));
         }
     }
     let mut peers = Vec::new();
@@ -160,7 +189,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .map_err(|e| anyhow!("{name}: {e}"))?;
         peers.push((name, Peer::Engine(Box::new(engine))));
     }
-    if chosen.contains(&ONNXRUNTIME)
+    if chosen.contains(&BenchPeer::OnnxRuntime)
         && let Some(peer) = onnxruntime_peer(&pkg, &case, named)?
     {
         peers.push((ONNXRUNTIME, peer));

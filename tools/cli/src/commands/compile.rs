@@ -11,20 +11,51 @@ use cadence_runtime::package::{ModelFamily, Preprocess};
 use super::name_value;
 use crate::npy;
 
-/// Arguments of `cadence compile`.
+/// The ONNX model a command reads, where its result goes, and how its inputs are
+/// shaped and filled: the arguments `compile` and `prune` share.
 #[derive(clap::Args)]
-pub struct Args {
+pub(super) struct OnnxArgs {
     /// The ONNX model.
-    model: PathBuf,
-    /// Where to write the package.
+    pub model: PathBuf,
+    /// Where to write the result (`compile`: the package; `prune`: the pruned model).
     #[arg(short, long)]
-    output: PathBuf,
+    pub output: PathBuf,
     /// Pin an input's shape: NAME=D0,D1,... (needed for symbolic dims such as a batch N).
     #[arg(long = "input-shape", value_parser = name_value)]
     input_shapes: Vec<(String, String)>,
-    /// Use real data for the first test vector: NAME=FILE.npy (float32).
+    /// Real data for the first test vector: NAME=FILE.npy (float32); else seeded values.
     #[arg(long = "test-input", value_parser = name_value)]
     test_inputs: Vec<(String, String)>,
+}
+
+impl OnnxArgs {
+    /// The `--input-shape NAME=D0,D1,...` pins.
+    pub fn input_shapes(&self) -> Result<HashMap<String, Vec<usize>>> {
+        self.input_shapes
+            .iter()
+            .map(|(name, dims)| Ok((name.clone(), parse_dims(dims)?)))
+            .collect()
+    }
+
+    /// The `--test-input NAME=FILE.npy` data (float32), read.
+    pub fn test_inputs(&self) -> Result<HashMap<String, Vec<f32>>> {
+        let mut inputs = HashMap::new();
+        for (name, file) in &self.test_inputs {
+            let tensor = npy::read(file.as_ref())?;
+            let data = tensor.to_f32().with_context(|| {
+                format!("`{file}` must hold float32 data, it holds {}", tensor.dtype)
+            })?;
+            inputs.insert(name.clone(), data);
+        }
+        Ok(inputs)
+    }
+}
+
+/// Arguments of `cadence compile`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    onnx: OnnxArgs,
     /// Number of test vectors to record.
     #[arg(long, default_value_t = 2)]
     test_cases: usize,
@@ -44,27 +75,6 @@ pub struct Args {
     /// Self-test tolerance: relative part.
     #[arg(long, default_value_t = 1e-3)]
     rtol: f32,
-}
-
-/// Parses `--input-shape NAME=D0,D1,...` pairs.
-pub(super) fn input_shapes(pairs: &[(String, String)]) -> Result<HashMap<String, Vec<usize>>> {
-    pairs
-        .iter()
-        .map(|(name, dims)| Ok((name.clone(), parse_dims(dims)?)))
-        .collect()
-}
-
-/// Reads `--test-input NAME=FILE.npy` pairs (float32 data).
-pub(super) fn test_inputs(pairs: &[(String, String)]) -> Result<HashMap<String, Vec<f32>>> {
-    let mut inputs = HashMap::new();
-    for (name, file) in pairs {
-        let tensor = npy::read(file.as_ref())?;
-        let data = tensor.to_f32().with_context(|| {
-            format!("`{file}` must hold float32 data, it holds {}", tensor.dtype)
-        })?;
-        inputs.insert(name.clone(), data);
-    }
-    Ok(inputs)
 }
 
 fn parse_dims(text: &str) -> Result<Vec<usize>> {
@@ -119,8 +129,8 @@ fn parse_preprocess(text: &str) -> Result<Preprocess> {
 /// Runs `cadence compile`.
 pub fn run(args: Args) -> Result<ExitCode> {
     let mut options = CompileOptions {
-        input_shapes: input_shapes(&args.input_shapes)?,
-        test_inputs: test_inputs(&args.test_inputs)?,
+        input_shapes: args.onnx.input_shapes()?,
+        test_inputs: args.onnx.test_inputs()?,
         ..CompileOptions::default()
     };
     options.test_cases = args.test_cases.max(1);
@@ -130,15 +140,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
     options.metadata.family = parse_family(&args.family)?;
     options.metadata.preprocess = parse_preprocess(&args.preprocess)?;
 
-    let compiled = cadence_compiler::compile(&args.model, &options)?;
+    let OnnxArgs { model, output, .. } = &args.onnx;
+    let compiled = cadence_compiler::compile(model, &options)?;
     let bytes = compiled
         .package
         .to_bytes()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    std::fs::write(&args.output, &bytes)
-        .with_context(|| format!("cannot write `{}`", args.output.display()))?;
+    std::fs::write(output, &bytes)
+        .with_context(|| format!("cannot write `{}`", output.display()))?;
     let p = &compiled.package;
-    println!("wrote {} ({} bytes)", args.output.display(), bytes.len());
+    println!("wrote {} ({} bytes)", output.display(), bytes.len());
     println!("  steps           {}", compiled.steps);
     println!(
         "  arena           {} bytes (lower bound {} bytes, {:.3}x)",

@@ -80,6 +80,12 @@ fn io_json(io: &IoSpec<'_>) -> Value {
     })
 }
 
+/// `value` as the `f64` its shortest decimal form names: a stored `1e-4` reads back as
+/// `0.0001`, not its exact binary value `0.00009999999747378752`.
+fn shortest(value: f32) -> f64 {
+    value.to_string().parse().unwrap_or(f64::from(value))
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -115,9 +121,9 @@ pub fn report(pkg: &Package<'_>) -> Value {
             "name": s.name, "op": s.op, "output_shape": s.output.dims(), "macs": s.macs, "scratch_bytes": s.scratch,
         })).collect::<Vec<_>>(),
         "test_vectors": pkg.test_vectors().len(),
-        "tolerance": {"abs": pkg.tolerance().abs, "rel": pkg.tolerance().rel},
+        "tolerance": {"abs": shortest(pkg.tolerance().abs), "rel": shortest(pkg.tolerance().rel)},
         "family": meta.family().name(),
-        "preprocess": format!("{:?}", meta.preprocess()),
+        "preprocess": meta.preprocess().to_string(),
         "provenance": {
             "source": prov.source_name(),
             "source_sha256": hex(prov.source_sha256()),
@@ -195,10 +201,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     row(
         &mut summary,
         "test vectors",
-        format!(
-            "{} (tolerance abs {} rel {})",
-            r["test_vectors"], r["tolerance"]["abs"], r["tolerance"]["rel"]
-        ),
+        format!("{} (tolerance {})", r["test_vectors"], pkg.tolerance()),
     );
     println!("\nmemory and compute\n{summary}");
 

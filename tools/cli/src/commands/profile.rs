@@ -1,16 +1,16 @@
-//! `cadence profile`: the deadline profiler. Package mode runs each `.cpk` on the CPU
-//! backend frame after frame, timing every frame and every plan step, and writes the
-//! report (`report.json`, `report.html`) with the per-layer profile and, for several
-//! packages, the cost/latency comparison. Given a scenario (`.toml`), it runs the
-//! scenario instead (see `profile_scenario`).
+//! `cadence profile`: the deadline profiler. Package mode runs each `.cpk` on a
+//! backend (`--backend`, the CPU by default) frame after frame, timing every frame and,
+//! where the backend runs steps one by one, every plan step, and writes the report
+//! (`report.json`, `report.html`) with the per-layer profile and, for several packages,
+//! the cost/latency comparison. Given a scenario (`.toml`), it runs the scenario
+//! instead (see `profile_scenario`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
 use cadence_cli::report::{self, ClockKind, LayerProfile, ParetoPoint, Report};
-use cadence_hal::cpu::CpuBackend;
-use cadence_hal::{Accelerator, Clock, Op, StdClock};
+use cadence_hal::{Accelerator, BackendKind, Clock, Op, StdClock, StepTiming};
 use cadence_runtime::engine::Engine;
 use cadence_runtime::stats::{Histogram, Summary};
 use comfy_table::Table;
@@ -40,6 +40,10 @@ pub struct Args {
     /// Untimed warm-up frames per package.
     #[arg(long, default_value_t = 5)]
     warmup: usize,
+    /// The backend the packages are profiled on. One that runs the plan as a unit
+    /// (tract, cuda) is timed frame by frame only, without the per-layer profile.
+    #[arg(long, default_value_t)]
+    backend: BackendKind,
     /// Folder to write report.json and report.html into (created if missing).
     #[arg(long)]
     out: PathBuf,
@@ -56,8 +60,8 @@ pub struct Args {
 pub(super) struct PackageProfile {
     /// Nanoseconds per frame.
     latency: Histogram,
-    /// Time per plan step.
-    pub layers: LayerProfile,
+    /// Time per plan step; `None` on a backend that cannot time steps apart.
+    pub layers: Option<LayerProfile>,
     /// Cost and latency.
     pub pareto: ParetoPoint,
 }
@@ -81,6 +85,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .with_context(|| format!("--seconds {} is not a positive duration", args.seconds))?;
         return profile_scenario::run(&ScenarioProfile {
             file: scenario,
+            backend: args.backend,
             duration,
             layer_frames: args.frames,
             warmup: args.warmup,
@@ -106,6 +111,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         progress.set_message(path.display().to_string());
         profiles.push(profile_package(
             path,
+            args.backend,
             frames,
             args.warmup,
             args.task.as_deref(),
@@ -120,7 +126,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .map(|p| p.display().to_string())
         .collect();
     let mut report = Report::new("Cadence profile", sources.join(" "), ClockKind::Real);
-    report.layers = profiles.iter().map(|p| p.layers.clone()).collect();
+    report.layers = profiles.iter().filter_map(|p| p.layers.clone()).collect();
     if profiles.len() > 1 {
         report.pareto = profiles.iter().map(|p| p.pareto.clone()).collect();
     }
@@ -155,7 +161,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
             p.pareto.macs.to_string(),
         ]);
     }
-    println!("profile on the cpu backend ({frames} frames each, 1 thread)\n{table}");
+    println!(
+        "profile on the {} backend ({frames} frames each, 1 thread)\n{table}",
+        args.backend
+    );
+    if let Some(p) = profiles.iter().find(|p| p.layers.is_none()) {
+        println!(
+            "no per-layer profile for {}: the {} backend runs the plan as one unit",
+            p.pareto.package, args.backend
+        );
+    }
     println!(
         "wrote {} and {}",
         written.json.display(),
@@ -164,10 +179,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs `path` for `frames` timed frames on its first test vector, after `warmup`
-/// untimed ones, timing each frame and each step.
+/// Runs `path` on backend `kind` for `frames` timed frames on its first test vector, after
+/// `warmup` untimed ones, timing each frame and, where the backend can, each step.
 pub(super) fn profile_package(
     path: &Path,
+    kind: BackendKind,
     frames: usize,
     warmup: usize,
     task: Option<&str>,
@@ -180,7 +196,12 @@ pub(super) fn profile_package(
         .next()
         .with_context(|| format!("`{}` has no test vectors to profile with", path.display()))?;
     let mut arena = backends::arena_for(&pkg);
-    let backend = CpuBackend;
+    let backend = backends::create(kind, &pkg)?.with_context(|| {
+        format!(
+            "backend `{kind}` needs the source ONNX, which `{}` does not embed",
+            path.display()
+        )
+    })?;
     let backend_name = backend.name();
     let mut engine = Engine::load(&pkg, backend, arena.as_mut_slice())
         .map_err(|e| anyhow!("`{}`: {e}", path.display()))?;
@@ -188,12 +209,13 @@ pub(super) fn profile_package(
     let mut step_ns = vec![0u64; engine.step_count()];
     let mut step_times = vec![Histogram::new(); step_ns.len()];
     let mut latency = Histogram::new();
+    let mut timing = StepTiming::PerStep;
     for frame in 0..warmup + frames {
         for (io, data) in pkg.inputs().zip(case.inputs()) {
             engine.set_input_f32(io.name(), io.shape().dims(), data)?;
         }
         let start = clock.now_ns();
-        engine.run_timed(&clock, &mut step_ns)?;
+        timing = engine.run_timed(&clock, &mut step_ns)?;
         let end = clock.now_ns();
         if frame >= warmup {
             latency.record(end - start);
@@ -211,15 +233,17 @@ pub(super) fn profile_package(
         .map(|s| (Op::decode(s).map_or("?", |op| op.name()), plan.step_name(s)))
         .collect();
     let package = path.display().to_string();
-    let layers = LayerProfile::new(
-        package.clone(),
-        backend_name,
-        frames as u64,
-        names
-            .iter()
-            .zip(&step_times)
-            .map(|(&(op, name), times)| (op, name, times)),
-    );
+    let layers = (timing == StepTiming::PerStep).then(|| {
+        LayerProfile::new(
+            package.clone(),
+            backend_name,
+            frames as u64,
+            names
+                .iter()
+                .zip(&step_times)
+                .map(|(&(op, name), times)| (op, name, times)),
+        )
+    });
     let summary = latency.summary();
     let provenance = pkg.provenance();
     let pareto = ParetoPoint {

@@ -13,6 +13,7 @@ use anyhow::Result;
 use cadence_cli::report::{
     self, ClockKind, MAX_TIMELINE_JOBS, Report, TaskReport, TaskTiming, TimelineEntry,
 };
+use cadence_hal::BackendKind;
 use cadence_host::scenario::{Overrun, Plan, RunConfig, RunReport, run_on_host};
 use cadence_scheduler::task::TaskId;
 use indicatif::ProgressBar;
@@ -25,6 +26,8 @@ use super::trace::{print_results, task_results};
 pub struct ScenarioProfile<'a> {
     /// The scenario file.
     pub file: &'a Path,
+    /// The backend of the per-layer profile.
+    pub backend: BackendKind,
     /// How long the scenario runs.
     pub duration: Duration,
     /// Timed frames per package in the per-layer profile.
@@ -65,6 +68,7 @@ pub fn run(settings: &ScenarioProfile<'_>) -> Result<ExitCode> {
         progress.set_message(path.display().to_string());
         profiles.push(profile_package(
             path,
+            settings.backend,
             settings.layer_frames.max(1),
             settings.warmup,
             Some(task),
@@ -80,7 +84,7 @@ pub fn run(settings: &ScenarioProfile<'_>) -> Result<ExitCode> {
     );
     report.tasks = task_reports(&plan, &run);
     report.timeline = timeline(&plan, &run);
-    report.layers = profiles.iter().map(|p| p.layers.clone()).collect();
+    report.layers = profiles.iter().filter_map(|p| p.layers.clone()).collect();
     report.pareto = profiles.iter().map(|p| p.pareto.clone()).collect();
     let written = report::write(settings.out, &report)?;
 

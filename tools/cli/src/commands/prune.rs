@@ -16,29 +16,19 @@ use comfy_table::Table;
 use serde_json::json;
 
 use super::bench::percentile;
-use super::compile::{input_shapes, test_inputs};
-use super::name_value;
+use super::compile::OnnxArgs;
 
 /// Arguments of `cadence prune`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The ONNX model.
-    model: PathBuf,
+    #[command(flatten)]
+    onnx: OnnxArgs,
     /// Fraction of each prunable channel group to remove, in [0, 1).
     #[arg(long)]
     ratio: f64,
     /// Per-layer rules (TOML): conv name = ratio, "skip", or { ratio, multiple_of }.
     #[arg(long)]
     per_layer: Option<PathBuf>,
-    /// Where to write the pruned ONNX model.
-    #[arg(short, long)]
-    output: PathBuf,
-    /// Pin an input's shape: NAME=D0,D1,... (needed for symbolic dims such as a batch N).
-    #[arg(long = "input-shape", value_parser = name_value)]
-    input_shapes: Vec<(String, String)>,
-    /// Real data for the deviation check: NAME=FILE.npy (float32); else seeded values.
-    #[arg(long = "test-input", value_parser = name_value)]
-    test_inputs: Vec<(String, String)>,
     /// Timed frames per model for the latency comparison.
     #[arg(long, default_value_t = 20)]
     frames: usize,
@@ -80,8 +70,8 @@ struct Deviation {
 
 /// Runs `cadence prune`.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let source = std::fs::read(&args.model)
-        .with_context(|| format!("cannot read `{}`", args.model.display()))?;
+    let source = std::fs::read(&args.onnx.model)
+        .with_context(|| format!("cannot read `{}`", args.onnx.model.display()))?;
     let per_layer = match &args.per_layer {
         Some(path) => PerLayer::from_toml(
             &std::fs::read_to_string(path)
@@ -89,7 +79,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         )?,
         None => PerLayer::default(),
     };
-    let shapes = input_shapes(&args.input_shapes)?;
+    let shapes = args.onnx.input_shapes()?;
     let pruned = prune(
         &source,
         &PruneOptions {
@@ -98,12 +88,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
             input_shapes: shapes.clone(),
         },
     )?;
-    std::fs::write(&args.output, &pruned.onnx)
-        .with_context(|| format!("cannot write `{}`", args.output.display()))?;
+    std::fs::write(&args.onnx.output, &pruned.onnx)
+        .with_context(|| format!("cannot write `{}`", args.onnx.output.display()))?;
 
     let options = CompileOptions {
         input_shapes: shapes,
-        test_inputs: test_inputs(&args.test_inputs)?,
+        test_inputs: args.onnx.test_inputs()?,
         test_cases: 1,
         embed_source: false,
         ..CompileOptions::default()
@@ -112,10 +102,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         p.file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into())
     };
-    let original = Loaded::compile(&source, &name(&args.model), &options)?;
+    let original = Loaded::compile(&source, &name(&args.onnx.model), &options)?;
     let smaller = Loaded::compile(
         &pruned.onnx,
-        &name(&args.output),
+        &name(&args.onnx.output),
         &CompileOptions {
             test_cases: 0,
             ..options.clone()
@@ -219,7 +209,7 @@ fn print_json(
 ) -> Result<()> {
     let figure = |i: usize| json!({"before": figures[i].1, "after": figures[i].2});
     let out = json!({
-        "output": args.output.display().to_string(),
+        "output": args.onnx.output.display().to_string(),
         "ratio": args.ratio,
         "macs": {"before": figures[0].1 as u64, "after": figures[0].2 as u64},
         "parameters": {"before": figures[1].1 as u64, "after": figures[1].2 as u64},
@@ -247,8 +237,8 @@ fn print_tables(
 ) {
     println!(
         "pruned {} -> {} (ratio {})",
-        args.model.display(),
-        args.output.display(),
+        args.onnx.model.display(),
+        args.onnx.output.display(),
         args.ratio
     );
     let mut table = Table::new();

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
-use cadence_hal::DType;
+use cadence_hal::{BackendKind, DType};
 use cadence_models::camera::{self, Normalisation, RgbFrame};
 use cadence_models::lidar::{self, CellIndex, POINTPILLARS_GRID, PillarGrid};
 use cadence_runtime::engine::{Engine, TensorView};
@@ -27,8 +27,8 @@ pub struct Args {
     #[arg(long)]
     output_dir: PathBuf,
     /// Backend to run on.
-    #[arg(long, default_value = "cpu")]
-    backend: String,
+    #[arg(long, default_value_t)]
+    backend: BackendKind,
 }
 
 /// An input file that is an 8-bit RGB frame: decoded pixels and size.
@@ -102,7 +102,7 @@ pub fn output_file_name(name: &str) -> String {
 pub fn run(args: Args) -> Result<ExitCode> {
     let bytes = read_package(&args.package)?;
     let pkg = parse_package(&args.package, &bytes)?;
-    let backend = backends::create(&args.backend, &pkg)?.ok_or_else(|| {
+    let backend = backends::create(args.backend, &pkg)?.ok_or_else(|| {
         anyhow!(
             "backend `{}` needs the source ONNX, which this package does not embed",
             args.backend

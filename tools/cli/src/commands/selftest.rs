@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Result, anyhow};
+use cadence_hal::BackendKind;
 use cadence_runtime::engine::Engine;
 use comfy_table::Table;
 
@@ -15,18 +16,18 @@ use crate::backends;
 pub struct Args {
     /// The package.
     package: PathBuf,
-    /// Only this backend (default: every backend built in).
+    /// Only this backend (default: every backend built in that needs no device).
     #[arg(long)]
-    backend: Option<String>,
+    backend: Option<BackendKind>,
 }
 
 /// Runs `cadence selftest`; exits non-zero when any backend mismatches.
 pub fn run(args: Args) -> Result<ExitCode> {
     let bytes = read_package(&args.package)?;
     let pkg = parse_package(&args.package, &bytes)?;
-    let names: Vec<&str> = match &args.backend {
-        Some(b) => vec![b.as_str()],
-        None => backends::BUILT_IN.to_vec(),
+    let kinds: Vec<BackendKind> = match args.backend {
+        Some(kind) => vec![kind],
+        None => BackendKind::defaults().collect(),
     };
     let mut table = Table::new();
     table.set_header([
@@ -38,8 +39,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         "result",
     ]);
     let mut all_passed = true;
-    for name in names {
-        let Some(backend) = backends::create(name, &pkg)? else {
+    for kind in kinds {
+        let name = kind.name();
+        let Some(backend) = backends::create(kind, &pkg)? else {
             table.add_row([
                 name,
                 "-",
@@ -73,12 +75,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
             ]);
         }
     }
-    let tol = pkg.tolerance();
     println!(
-        "selftest {} (tolerance |got - expected| <= {} + {} * |expected|)",
+        "selftest {} (tolerance {}: |got - expected| <= abs + rel * |expected|)",
         args.package.display(),
-        tol.abs,
-        tol.rel
+        pkg.tolerance()
     );
     println!("{table}");
     Ok(if all_passed {

@@ -46,14 +46,8 @@ pub fn check(model: &OnnxBuilder) {
 }
 
 /// Deterministic pseudo-random values in [-1, 1).
-pub fn values(seed: u64, n: usize) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
-}
+#[allow(
+    unused_imports,
+    reason = "each test binary uses its own part of this module"
+)]
+pub use cadence_test_data::values;
