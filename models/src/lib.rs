@@ -4,7 +4,7 @@
 //! runs inside the zero-allocation frame loop on every target.
 //!
 //! - [`camera`]: RGB frame → detector input tensor;
-//! - [`detect`]: camera SSD outputs → [`detect::Detection`]s;
+//! - [`ssd`]: the camera SSD head's outputs → [`ssd::Detection`]s;
 //! - [`lidar`]: point cloud → pillars → BEV grid, and lidar head outputs →
 //!   [`lidar::LidarDetection`]s;
 //! - [`nms`]: the score threshold, top-k and non-maximum suppression both share;
@@ -16,11 +16,11 @@
 use core::fmt;
 
 pub mod camera;
-pub mod detect;
 pub mod lidar;
 mod math;
 pub mod mcu;
 pub mod nms;
+pub mod ssd;
 
 /// What a detection is. Both model families detect the same three road users; each
 /// maps its own class indices onto this (the camera model has a background class 0,

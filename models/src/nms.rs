@@ -1,5 +1,5 @@
 //! Score threshold, top-k and class-wise non-maximum suppression, shared by the camera
-//! ([`crate::detect`]) and lidar ([`crate::lidar`]) post-processing.
+//! ([`crate::ssd`]) and lidar ([`crate::lidar`]) post-processing.
 //!
 //! A decoder walks the head outputs, skips scores under the class's threshold (before
 //! decoding, which costs an `exp`), decodes the rest and [`TopK::offer`]s them. The

@@ -29,8 +29,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cadence_hal::cpu::CpuBackend;
-use cadence_models::detect;
 use cadence_models::lidar::LidarDetection;
+use cadence_models::ssd;
 use cadence_runtime::wire::payload::{
     self, Detection, Hello, LinkCounters, Outcome, Stream, Summary,
 };
@@ -373,7 +373,7 @@ fn serve_frame(
 }
 
 /// A camera detection as the wire carries it: the box in network-input pixels.
-pub fn camera_result(d: &detect::Detection) -> Detection {
+pub fn camera_result(d: &ssd::Detection) -> Detection {
     Detection {
         class: U32::new(d.class.index() as u32),
         score: F32::new(d.score),

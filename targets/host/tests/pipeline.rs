@@ -18,9 +18,9 @@ use cadence_host::pipeline::{
     Sensor, load_pipeline, load_pipeline_on,
 };
 use cadence_models::camera::{self, Normalisation, RgbFrame};
-use cadence_models::detect::{self, Detection};
 use cadence_models::lidar::POINTPILLARS_GRID;
 use cadence_models::nms::TopK;
+use cadence_models::ssd::{self, Detection};
 use cadence_runtime::engine::{Engine, EngineError};
 use cadence_runtime::package::{AlignedBytes, Package};
 use cadence_scheduler::executive::Mode;
@@ -59,7 +59,7 @@ fn reference_detections(package: &Path) -> Vec<Detection> {
     engine.run().unwrap();
     let mut candidates = TopK::<Detection, MAX_CANDIDATES>::new();
     let mut out = heapless::Vec::<Detection, MAX_DETECTIONS>::new();
-    detect::decode_camera(
+    ssd::decode_camera(
         engine.output("boxes").unwrap(),
         engine.output("scores").unwrap(),
         &CAMERA_POST,

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use cadence_hal::Accelerator;
 use cadence_models::camera::{self, Normalisation, RgbFrame};
-use cadence_models::detect::{self, CAMERA_NUM_ANCHORS, CAMERA_SCORE_CLASSES, Detection};
 use cadence_models::nms::TopK;
+use cadence_models::ssd::{self, CAMERA_NUM_ANCHORS, CAMERA_SCORE_CLASSES, Detection};
 use cadence_runtime::package::{ModelFamily, Preprocess};
 use heapless::Vec as FixedVec;
 
@@ -153,7 +153,7 @@ impl<B: Accelerator> CameraChain<B> {
         )
         .map_err(FrameFault::Camera)?;
         model.run(timeout)?;
-        let stats = detect::decode_camera(
+        let stats = ssd::decode_camera(
             model.output_at(detector.boxes)?,
             model.output_at(detector.scores)?,
             &CAMERA_POST,

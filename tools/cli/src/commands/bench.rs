@@ -18,8 +18,9 @@ use comfy_table::Table;
 use serde_json::json;
 
 use super::{parse_package, read_package};
-use crate::backends::{self, AnyBackend};
+use crate::backends;
 use cadence_alloc_count::allocations;
+use cadence_hal::backends::AnyBackend;
 
 /// onnxruntime's name in `--backend`, the table and the JSON report. It is a peer, not a
 /// Cadence backend: it runs its own session on the source ONNX, outside Cadence's engine.
