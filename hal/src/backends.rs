@@ -5,7 +5,7 @@
 //! or described in this one place.
 //!
 //! With `std`, [`AnyBackend`] is a backend chosen at run time: one of the built ones,
-//! behind one [`Accelerator`].
+//! behind one [`Accelerator`](crate::Accelerator).
 
 use core::fmt;
 use core::str::FromStr;

@@ -3,7 +3,7 @@
 //! Every parameter type implements [`Param`]: how many words it takes and how it
 //! reads and writes them. An op's fields are stored one after another in the order
 //! the op table declares them, so the table alone fixes each field's word offset;
-//! the CUDA prelude publishes those offsets (and the codes of [`word_enum!`] types)
+//! the CUDA prelude publishes those offsets (and the codes of `word_enum!` types)
 //! as `#define`s, so the kernels name every word and every code.
 
 use super::OpError;
