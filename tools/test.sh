@@ -8,7 +8,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n=== %s ===\n' "$*"; }
+# Each step prints how long the one before it took and the time so far, so a slow step
+# shows in CI's log (the budget is 60 minutes on 2 cores).
+last=$SECONDS
+step() {
+    printf '\n(previous step %d s; %d s so far)\n=== %s ===\n' $((SECONDS - last)) "$SECONDS" "$*"
+    last=$SECONDS
+}
+trap 'printf "\n(last step %d s; total %d s)\n" $((SECONDS - last)) "$SECONDS"' EXIT
 
 step "toolchain"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
