@@ -62,6 +62,9 @@ CADENCE=target/release/cadence bash tools/firmware.sh
 
 step "hardware-in-the-loop rigs: the host DUT and the Cortex-M7 firmware under QEMU"
 bash tools/hil.sh host qemu-m7
+# The byte-script test compares the firmware DUT's answers with the host DUT's only when
+# the firmware image exists; the test step above ran before firmware.sh built it.
+cargo test --workspace --release --all-features --test rigs host_and_firmware_duts_answer_one_script_alike
 
 step "aarch64 Linux: cadence without tract, under qemu-aarch64"
 bash tools/aarch64.sh
